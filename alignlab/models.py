@@ -14,7 +14,7 @@ from torch import Tensor
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from alignlab.config import ModelConfig
-from alignlab.ops import shifted_token_logps
+from alignlab.ops import shifted_token_logps, token_logps
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -53,11 +53,45 @@ def forward_logps(model, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
     return shifted_token_logps(logits.float(), input_ids)                           # (B, T-1)
 
 
+# Architectures whose causal-LM forward is exactly `logits = get_output_embeddings()(body(...).last_hidden_state)`,
+# so the head can be applied to a subset of positions. Others (Gemma 2/3's logit soft-capping, Cohere's logit
+# scale, ...) do more after the head and take the full-logits path.
+HEAD_ON_HIDDEN = {"llama", "mistral", "qwen2", "qwen3", "gpt2", "gpt_neox", "phi3", "olmo", "olmo2", "smollm3"}
+
+
+def _body_and_head(model) -> tuple[torch.nn.Module, torch.nn.Module] | None:
+    """The transformer body and the LM head of a causal LM (LoRA: of peft's wrapped model, whose layers carry the
+    adapters), or None where the logits are not the head applied to the body's last hidden states."""
+    lm = model.get_base_model() if isinstance(model, PeftModel) else model
+    if lm.config.model_type not in HEAD_ON_HIDDEN:
+        return None
+    return lm.base_model, lm.get_output_embeddings()
+
+
+def masked_logps(model, input_ids: Tensor, attention_mask: Tensor, mask: Tensor) -> Tensor:
+    """log p(token t+1 | tokens ≤ t) where mask[:, t+1] is 1, and 0 elsewhere: (B, T) ×3 → (B, T-1), float32.
+
+    The LM head runs only on the M positions whose next token is counted: hidden states (M, H) → logits (M, V),
+    instead of (B, T, V) logits for every prompt and padding position. Same values and gradients as
+    forward_logps(...) * mask[:, 1:]; architectures outside HEAD_ON_HIDDEN take that full-logits path.
+    """
+    assert mask.shape == input_ids.shape, f"mask {tuple(mask.shape)} vs input_ids {tuple(input_ids.shape)}"
+    target = mask[:, 1:]                                                            # (B, T-1)
+    parts = _body_and_head(model)
+    if parts is None:
+        return forward_logps(model, input_ids, attention_mask) * target
+    body, head = parts
+    hidden = body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state     # (B, T, H)
+    rows, cols = target.nonzero(as_tuple=True)                                      # (M,), (M,)
+    logits = head(hidden[rows, cols])                                               # (M, V)
+    logps = token_logps(logits.float(), input_ids[rows, cols + 1])                  # (M,)
+    return logps.new_zeros(target.shape).index_put((rows, cols), logps)             # (B, T-1)
+
+
 def sequence_logps(model, input_ids: Tensor, attention_mask: Tensor, mask: Tensor) -> Tensor:
     """Summed log-probs of the masked tokens of each row: input_ids, attention_mask, mask (B, T) → (B,).
     mask[b, t] = 1 counts token t (the target of position t-1); mask[:, 0] is ignored (nothing predicts it)."""
-    assert mask.shape == input_ids.shape, f"mask {tuple(mask.shape)} vs input_ids {tuple(input_ids.shape)}"
-    return (forward_logps(model, input_ids, attention_mask) * mask[:, 1:]).sum(-1)
+    return masked_logps(model, input_ids, attention_mask, mask).sum(-1)
 
 
 @contextmanager

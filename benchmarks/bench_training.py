@@ -17,7 +17,7 @@ Measured identically on both sides, by hooks installed in the child before eithe
 
 Run:      .venv/bin/python benchmarks/bench_training.py                  (3 rounds, every case; ~30 min idle)
 Smoke:    .venv/bin/python benchmarks/bench_training.py --quick          (1 round, 4 steps)
-Subset:   .venv/bin/python benchmarks/bench_training.py --cases dpo dpo_fast --rounds 3
+Subset:   .venv/bin/python benchmarks/bench_training.py --cases dpo --rounds 3 --runs alignlab:dpo: trl:dpo:fast
 Needs TRL: pip install -e .[bench]   (or pip install trl)
 """
 
@@ -39,29 +39,28 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 
-# Each row of the table: (loop, alignlab run, TRL run), a run being "side:loop:variant" (the variants are described in
-# _alignlab_side.py and _trl_side.py). "grouped" = length-grouped batches; "selective" = the LM head only where a
-# completion token is predicted; "fast" = TRL's precomputed reference log-probs; "nogc" = TRL without its default
-# gradient checkpointing.
+# Each row of the table: (loop, alignlab run, other run), a run being "side:loop:variant" (the variants are described
+# in _alignlab_side.py and _trl_side.py). alignlab's '' variant is the shipped defaults (length-grouped batches, the
+# LM head only where a counted token is predicted, DPO: cached reference log-probs). TRL: "fast" = precomputed
+# reference log-probs; "nogc" = without its default gradient checkpointing. The alignlab-vs-alignlab rows switch one
+# fast path off ("ungrouped", "full_head") to show what it is worth.
 ROWS = [
     ("sft", "alignlab:sft:", "trl:sft:"),
-    ("sft", "alignlab:sft:grouped", "trl:sft:"),
     ("rm", "alignlab:rm:", "trl:rm:"),
-    ("rm", "alignlab:rm:grouped", "trl:rm:"),
     ("dpo", "alignlab:dpo:", "trl:dpo:"),
-    ("dpo", "alignlab:dpo:grouped", "trl:dpo:"),
     ("dpo", "alignlab:dpo:", "trl:dpo:fast"),
-    ("dpo", "alignlab:dpo:grouped", "trl:dpo:fast"),
     ("dpo", "alignlab:dpo:", "trl:dpo:fast_nogc"),
-    ("dpo", "alignlab:dpo:grouped", "trl:dpo:fast_nogc"),
-    ("dpo", "alignlab:dpo:grouped_selective", "trl:dpo:"),
-    ("dpo", "alignlab:dpo:grouped_selective", "trl:dpo:fast"),
-    ("dpo", "alignlab:dpo:grouped_selective", "trl:dpo:fast_nogc"),
+    ("dpo", "alignlab:dpo:", "alignlab:dpo:ungrouped"),
+    ("dpo", "alignlab:dpo:", "alignlab:dpo:full_head"),
 ]
-# --extra: the slow paths and TRL's other settings, each against the same round's alignlab default run.
+# --extra: the other fast paths switched off and TRL's other settings, each against the same round's alignlab
+# default run.
 EXTRA_ROWS = [
     ("sft", "alignlab:sft:", "trl:sft:gc"),
+    ("sft", "alignlab:sft:", "alignlab:sft:ungrouped"),
+    ("sft", "alignlab:sft:", "alignlab:sft:full_head"),
     ("rm", "alignlab:rm:", "trl:rm:gc"),
+    ("rm", "alignlab:rm:", "alignlab:rm:ungrouped"),
     ("dpo", "alignlab:dpo:", "alignlab:dpo:no_cache"),
     ("dpo", "alignlab:dpo:", "trl:dpo:nogc"),
 ]
@@ -219,6 +218,12 @@ def child_env(allocator: str, threads: int) -> dict[str, str]:
                   "TRANSFORMERS_VERBOSITY": "error", "PYTHONWARNINGS": "ignore"}
 
 
+def allocators(results: list[dict[str, dict]], side: str) -> str:
+    """The malloc(s) the runs of one side ('alignlab' or 'trl') used, as their children reported it."""
+    return "/".join(sorted({res["allocator"] for rr in results for run, res in rr.items()
+                            if res is not None and run.startswith(side + ":")})) or "-"
+
+
 def table(results: list[dict[str, dict]], peaks: list[float], rows: list[tuple[str, str, str]]) -> str:
     """One line per row: medians over rounds of each run, and the median (min–max) of the per-round ratios."""
     peak = statistics.median(peaks)
@@ -236,8 +241,10 @@ def table(results: list[dict[str, dict]], peaks: list[float], rows: list[tuple[s
         return f"{100 * statistics.median(r[run]['system_s'] / (r[run]['user_s'] + r[run]['system_s']) for r in results):.0f}%"
 
     rows = [row for row in rows if all(r[run] is not None for r in results for run in row[1:])]
-    lines = ["| loop | alignlab run | vs run | alignlab tok/s | other tok/s | **ratio, wall** (min–max) | ratio, CPU time | "
-             "peak RSS MB | MFU | kernel share of CPU time |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"| loop | alignlab run (malloc: {allocators(results, 'alignlab')}) | vs run (malloc: TRL "
+             f"{allocators(results, 'trl')}) | alignlab tok/s | other tok/s | **ratio, wall** (min–max) | "
+             f"ratio, CPU time | peak RSS MB | MFU (fp32 matmul peak {peak:.1f} GFLOP/s) | kernel share of CPU time |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for loop, a, b in rows:
         wall = [r[a]["tokens_per_s"] / r[b]["tokens_per_s"] for r in results]
         cpu = [cpu_tps(r[a]) / cpu_tps(r[b]) for r in results]
@@ -303,9 +310,9 @@ def report(args, results: list[dict], peaks: list[float], rows, runs: list[str],
     import torch
     import transformers
     import trl
-    allocators = {res["allocator"] for rr in results for res in rr.values() if res is not None}
     params = {res["params"] for rr in results for res in rr.values() if res is not None}
-    print(f"\n## after {len(results)} of {args.rounds} rounds\nallocator: {', '.join(sorted(allocators))}   threads "
+    print(f"\n## after {len(results)} of {args.rounds} rounds\nallocator: alignlab {allocators(results, 'alignlab')}, "
+          f"TRL {allocators(results, 'trl')}   threads "
           f"{args.threads}   torch {torch.__version__}   transformers {transformers.__version__}   trl "
           f"{trl.__version__}   {args.steps} steps per run (2 not timed)   {time.time() - started:.0f} s so far   "
           f"load average {os.getloadavg()[0]:.1f}")

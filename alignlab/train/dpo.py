@@ -36,7 +36,7 @@ from alignlab.data.chat import Encoded, encode_completion
 from alignlab.data.io import DataError, read_feedback, read_preferences
 from alignlab.losses.preference import (LENGTH_NORMALISED, PREFERENCE_LOSSES, REFERENCE_FREE, SFT_TERM,
                                         kto_loss, kto_reference_point)
-from alignlab.models import disabled_adapter, forward_logps, load_causal_lm, load_tokenizer
+from alignlab.models import disabled_adapter, load_causal_lm, load_tokenizer, sequence_logps
 from alignlab.train.run import Run, count_steps, make_optimizer, optimizer_step, run_cli, setup_run
 
 LossName = Literal["dpo", "ipo", "slic_hf", "simpo", "orpo", "kto"]
@@ -52,6 +52,9 @@ class PreferenceDataConfig:
     unpaired: bool = False
     """The files hold unpaired feedback (KTO only). With pair files, KTO trains on each chosen response as
     desirable and each rejected one as undesirable."""
+    group_by_length: bool = True
+    """Put examples of similar length in the same optimizer step (less padding; the order stays a function of
+    the seed and epoch); false = uniformly shuffled batches."""
 
 
 @dataclass
@@ -114,7 +117,8 @@ class PreferenceData:
     desirable: list[bool] | None = None       # KTO labels, None for pairs
 
     def lengths(self) -> list[int]:
-        return [len(a.input_ids) + len(b.input_ids) for a, b in self.rows]
+        """Padded width of each example: both rows are padded to the longest row of the forward batch."""
+        return [max(len(a.input_ids), len(b.input_ids)) for a, b in self.rows]
 
 
 def load_data(cfg: DPOConfig, tokenizer, run: Run) -> PreferenceData:
@@ -155,9 +159,9 @@ def collate_rows(data: PreferenceData, indices: list[int], pad_id: int) -> dict[
 
 def completion_logps(model, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
     """Summed log-probs of each row's completion tokens and their number: (N,), (N,)."""
-    mask = batch["completion_mask"][:, 1:]                                               # (N, T-1)
-    logps = forward_logps(model, batch["input_ids"], batch["attention_mask"])            # (N, T-1)
-    return (logps * mask).sum(-1), mask.sum(-1).float()
+    mask = batch["completion_mask"]                                                      # (N, T)
+    logps = sequence_logps(model, batch["input_ids"], batch["attention_mask"], mask)     # (N,)
+    return logps, mask[:, 1:].sum(-1).float()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -295,7 +299,8 @@ def train(cfg: DPOConfig) -> Path:
     total_steps = count_steps(cfg.optim, len(data.rows))
     optimizer, scheduler = make_optimizer(policy, cfg.optim, total_steps)
     start_step = run.start(policy, optimizer, scheduler, total_steps)
-    batches = step_batches(lengths, cfg.optim.batch_size * cfg.optim.grad_accum, cfg.run.seed, start_step)
+    batches = step_batches(lengths, cfg.optim.batch_size * cfg.optim.grad_accum, cfg.run.seed, start_step,
+                           cfg.data.group_by_length)
 
     for step, indices in zip(range(start_step + 1, total_steps + 1), batches):
         collected: dict[str, list[Tensor]] = defaultdict(list)

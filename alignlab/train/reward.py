@@ -58,6 +58,9 @@ class RMDataConfig:
     """Share of prompts held out when eval_files is empty (fixed: a hash of the prompt text, not the seed)."""
     max_train: int = 0
     """Use at most this many training records (the first ones); 0 = all."""
+    group_by_length: bool = True
+    """Put records of similar length in the same optimizer step (less padding; the order stays a function of
+    the seed and epoch); false = uniformly shuffled batches."""
 
 
 @dataclass
@@ -205,13 +208,14 @@ def train(cfg: RMConfig) -> Path:
         raise ConfigError(f"no training comparisons left in {cfg.data.train_files} after holding out "
                           f"data.eval_fraction={cfg.data.eval_fraction}; give more data or lower the fraction")
     encoded = encode_records(model, train_records)
-    lengths = [sum(len(s) for s in e) for e in encoded]
+    lengths = [max(len(s) for s in e) for e in encoded]         # every sequence is padded to the batch's longest
     run.note(f"{len(train_records)} training and {len(eval_records)} held-out comparisons "
              f"(K = {sorted({len(r.responses) for r in train_records})})")
     total_steps = count_steps(cfg.optim, len(train_records))
     optimizer, scheduler = make_optimizer(model, cfg.optim, total_steps)
     start_step = run.start(model, optimizer, scheduler, total_steps)
-    batches = step_batches(lengths, cfg.optim.batch_size * cfg.optim.grad_accum, cfg.run.seed, start_step)
+    batches = step_batches(lengths, cfg.optim.batch_size * cfg.optim.grad_accum, cfg.run.seed, start_step,
+                           cfg.data.group_by_length)
 
     for step, indices in zip(range(start_step + 1, total_steps + 1), batches):
         step_loss, step_accuracy = 0.0, 0.0

@@ -16,7 +16,7 @@ from alignlab.data.batching import collate, micro_batches, step_batches
 from alignlab.data.chat import Encoded, encode_sft
 from alignlab.data.io import read_sft
 from alignlab.losses.sft import sft_loss
-from alignlab.models import forward_logps, load_causal_lm, load_tokenizer
+from alignlab.models import load_causal_lm, load_tokenizer, masked_logps
 from alignlab.train.run import Run, count_steps, make_optimizer, optimizer_step, run_cli, setup_run
 
 
@@ -28,8 +28,9 @@ class SFTDataConfig:
     """Tokens per example; longer examples are cut on the right and counted in the log."""
     mask_prompt: bool = True
     """Train only on completion/assistant tokens (and their EOS); false = on every token."""
-    group_by_length: bool = False
-    """Put examples of similar length in the same optimizer step (less padding, less random batches)."""
+    group_by_length: bool = True
+    """Put examples of similar length in the same optimizer step (less padding; the order stays a function of
+    the seed and epoch); false = uniformly shuffled batches."""
 
 
 @dataclass
@@ -82,7 +83,8 @@ def train(cfg: SFTConfig) -> Path:
         step_nll = 0.0
         for batch in micro:
             batch = {k: v.to(run.device) for k, v in batch.items()}
-            logps = forward_logps(model, batch["input_ids"], batch["attention_mask"])      # (B, T-1)
+            logps = masked_logps(model, batch["input_ids"], batch["attention_mask"],
+                                 batch["completion_mask"])                                  # (B, T-1)
             nll, _ = sft_loss(logps, batch["completion_mask"][:, 1:])                       # (B,)
             (nll.sum() / max(n_tokens, 1)).backward()
             step_nll += nll.sum().item()

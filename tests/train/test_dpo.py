@@ -137,7 +137,10 @@ def test_reference_free_losses_never_build_a_reference(tiny_lm, pairs_file, tmp_
     assert len(loads) == 1                                    # the policy only
     assert not (tmp_path / "ref_logps.pt").exists()
     log = read_metrics(tmp_path)
-    assert log[-1]["rewards/margin"] > log[0]["rewards/margin"], loss
+    # An epoch is 2 steps of 4 pairs: compare the mean margin over all 8 pairs in the first and the last epoch
+    # (single steps hold different pairs, and length-grouped batches put the long pairs together).
+    epoch_margin = lambda steps: sum(log[i]["rewards/margin"] for i in steps) / 2    # noqa: E731
+    assert epoch_margin([4, 5]) > epoch_margin([0, 1]), loss
 
 
 def test_full_finetuning_on_the_fly_holds_a_frozen_copy(tiny_lm, pairs_file, tmp_path, monkeypatch):
@@ -274,3 +277,30 @@ def test_resume_refuses_a_reference_cache_made_for_other_data(tiny_lm, pairs_fil
     data.write_text(pairs_file.read_text().replace("Dorn", "Mirel"))
     with pytest.raises(ConfigError, match="no longer the reference"):
         train(dpo_cfg(tiny_lm, tmp_path / "run", data, "optim.max_steps=4", "run.save_every=2", "run.resume=true"))
+
+
+def spy_batches(monkeypatch, loop) -> list[tuple[list[int], list[int], bool]]:
+    """Record (lengths, step indices, group_by_length) of every optimizer step the loop draws."""
+    seen, real = [], loop.step_batches
+
+    def spy(lengths, batch_size, seed, start_step, group_by_length=False):
+        for indices in real(lengths, batch_size, seed, start_step, group_by_length):
+            seen.append((lengths, indices, group_by_length))
+            yield indices
+    monkeypatch.setattr(loop, "step_batches", spy)
+    return seen
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+def test_steps_hold_pairs_of_similar_length_by_default(tiny_lm, pairs_file, tmp_path, monkeypatch, grouped):
+    seen = spy_batches(monkeypatch, dpo)
+    overrides = [] if grouped else ["data.group_by_length=false"]
+    train(dpo_cfg(tiny_lm, tmp_path, pairs_file, "optim.max_steps=2", "run.save_every=0", *overrides))
+    tokenizer = load_tokenizer(str(tiny_lm))
+    rows = [(encode_completion([{"role": "user", "content": p}], c, tokenizer, 64),
+             encode_completion([{"role": "user", "content": p}], r, tokenizer, 64)) for p, c, r in PAIRS]
+    widths = [max(len(a.input_ids), len(b.input_ids)) for a, b in rows]   # both rows pad to the longer one
+    assert [lengths for lengths, _, _ in seen] == [widths, widths] and {g for *_, g in seen} == {grouped}
+    if grouped:   # an epoch is 2 steps of 4 pairs: the 4 widest pairs in one, the 4 narrowest in the other
+        halves = sorted(sorted(widths[i] for i in indices) for _, indices, _ in seen)
+        assert halves == [sorted(widths)[:4], sorted(widths)[4:]]

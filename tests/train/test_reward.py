@@ -191,3 +191,25 @@ def test_minilm_reward_model_loads_offline_and_scores_hh(shared_data, monkeypatc
     assert len(ids) <= 64 and model.tokenizer.convert_ids_to_tokens(ids)[0] == "[CLS]"
     scores = model.raw_scores([pair.prompt, pair.prompt], [pair.chosen, pair.rejected])
     assert scores.shape == (2,) and torch.isfinite(scores).all() and scores[0] != scores[1]
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+def test_steps_hold_records_of_similar_length_by_default(tiny_lm, prefs, tmp_path, monkeypatch, grouped):
+    seen, real = [], reward.step_batches
+
+    def spy(lengths, batch_size, seed, start_step, group_by_length=False):
+        for indices in real(lengths, batch_size, seed, start_step, group_by_length):
+            seen.append((lengths, indices, group_by_length))
+            yield indices
+    monkeypatch.setattr(reward, "step_batches", spy)
+    overrides = [] if grouped else ["data.group_by_length=false"]
+    cfg = load_config(RMConfig, TINY, [f"model.path={tiny_lm}", f"data.train_files=[{prefs}]",
+                                       f"run.out_dir={tmp_path}", "optim.max_steps=3", "normalize.source=none",
+                                       *overrides])
+    reward.train(cfg)
+    lengths = seen[0][0]
+    assert len(seen) == 3 and {g for *_, g in seen} == {grouped}
+    # 128 training records fit in one sorting chunk: a grouped step is 8 neighbours of the length-sorted list.
+    blocks = [sorted(lengths, reverse=True)[i:i + 8] for i in range(0, len(lengths), 8)]
+    in_blocks = [sorted((lengths[i] for i in indices), reverse=True) in blocks for _, indices, _ in seen]
+    assert all(in_blocks) if grouped else not all(in_blocks)
