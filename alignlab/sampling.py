@@ -13,6 +13,8 @@ import torch
 from torch import Tensor
 from transformers.cache_utils import Cache, DynamicLayer
 
+from alignlab.sampling_fast import llama_decoder
+
 Prompt = str | list[dict[str, str]]
 
 
@@ -84,7 +86,8 @@ def encode_prompt(prompt: Prompt, tokenizer) -> list[int]:
 
 
 def sample_tokens(model, prompt_ids: list[list[int]], *, max_new_tokens: int, temperature: float, eos_token_id: int,
-                  pad_token_id: int, generator: torch.Generator, top_p: float = 1.0) -> SampleBatch:
+                  pad_token_id: int, generator: torch.Generator, top_p: float = 1.0,
+                  fast: bool = True) -> SampleBatch:
     """Sample up to `max_new_tokens` per prompt with a KV cache; a row stops at its first `eos_token_id`.
 
     One prefill forward over the left-padded prompts, then one-token decode steps. Finished rows are dropped from
@@ -92,9 +95,13 @@ def sample_tokens(model, prompt_ids: list[list[int]], *, max_new_tokens: int, te
     `logps` are log softmax(logits / temperature) of the taken token before top-p truncation: the policy's own
     log-probs at temperature 1 (and at temperature 0, where tokens are the argmax of the unscaled logits).
     The model is used as given: put it in eval mode first if it has dropout.
+    fast: Llama-family models (Llama, Mistral, Qwen2) decode through `sampling_fast.LlamaDecoder`, which reads
+    their weights once and skips the per-step overhead of the Hugging Face forward; anything else, and fast=False,
+    goes through the model's own forward.
     """
     with torch.inference_mode():
-        batch = _decode(model, prompt_ids, max_new_tokens, temperature, eos_token_id, pad_token_id, generator, top_p)
+        batch = _decode(model, prompt_ids, max_new_tokens, temperature, eos_token_id, pad_token_id, generator, top_p,
+                        fast)
     # Inference tensors cannot be saved for backward (e.g. as gather/embedding indices in a PPO loss): hand out
     # ordinary copies.
     return SampleBatch(*(t.clone() for t in (batch.prompt_ids, batch.prompt_mask, batch.response_ids,
@@ -102,23 +109,21 @@ def sample_tokens(model, prompt_ids: list[list[int]], *, max_new_tokens: int, te
 
 
 def _decode(model, prompt_ids: list[list[int]], max_new_tokens: int, temperature: float, eos_token_id: int,
-            pad_token_id: int, generator: torch.Generator, top_p: float) -> SampleBatch:
+            pad_token_id: int, generator: torch.Generator, top_p: float, fast: bool) -> SampleBatch:
     """The prefill and decode loop of `sample_tokens` (under inference mode)."""
     assert max_new_tokens >= 1 and len(prompt_ids) >= 1, (max_new_tokens, len(prompt_ids))
     device = model.device
     prompt, prompt_mask = _left_pad(prompt_ids, pad_token_id, device)              # (B, P), (B, P)
     positions = (prompt_mask.cumsum(1) - 1).clamp(min=0)                            # (B, P)
     capacity = prompt.shape[1] + max_new_tokens
-    cache = Cache(layers=[PreallocatedLayer(capacity) for _ in range(model.config.num_hidden_layers)])
-    logits = model(input_ids=prompt, attention_mask=prompt_mask, position_ids=positions, past_key_values=cache,
-                   use_cache=True, logits_to_keep=1).logits[:, -1]                  # (B, V)
+    decoder = (llama_decoder(model, capacity) if fast else None) or HFDecoder(model, capacity)
+    logits = decoder.prefill(prompt, prompt_mask, positions)                        # (B, V)
 
     B = prompt.shape[0]
     response = torch.full((B, max_new_tokens), pad_token_id, dtype=torch.long, device=device)  # (B, A)
     logps = torch.zeros(B, max_new_tokens, device=device)                                      # (B, A)
     lengths = torch.zeros(B, dtype=torch.long, device=device)                                  # (B,)
     active = torch.arange(B, device=device)          # rows of the full batch still generating
-    attention_mask = prompt_mask                     # (b, P + t) for the b active rows
     next_position = positions[:, -1] + 1             # (b,)
     for t in range(max_new_tokens):
         tokens, token_logps = _sample(logits, temperature, top_p, generator)       # (b,), (b,)
@@ -132,18 +137,41 @@ def _decode(model, prompt_ids: list[list[int]], max_new_tokens: int, temperature
             keep = (~finished).nonzero().squeeze(1)
             if keep.numel() == 0:
                 break
-            active, tokens, attention_mask, next_position = (
-                active[keep], tokens[keep], attention_mask[keep], next_position[keep])
-            cache.batch_select_indices(keep)
-        attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(active), 1)], dim=1)
-        logits = model(input_ids=tokens[:, None], attention_mask=attention_mask, position_ids=next_position[:, None],
-                       past_key_values=cache, use_cache=True).logits[:, -1]
+            active, tokens, next_position = active[keep], tokens[keep], next_position[keep]
+            decoder.select(keep)
+        logits = decoder.step(tokens, next_position)
         next_position = next_position + 1
 
     A = int(lengths.max())
     response_mask = (torch.arange(A, device=device)[None, :] < lengths[:, None]).long()   # (B, A)
     return SampleBatch(prompt_ids=prompt, prompt_mask=prompt_mask, response_ids=response[:, :A],
                        response_mask=response_mask, logps=logps[:, :A] * response_mask)
+
+
+class HFDecoder:
+    """Prefill and decode steps through the model's own forward (any Hugging Face causal LM, PEFT included), with
+    a PreallocatedLayer cache; the same interface as `sampling_fast.LlamaDecoder`."""
+
+    def __init__(self, model, capacity: int):
+        self.model = model
+        self.cache = Cache(layers=[PreallocatedLayer(capacity) for _ in range(model.config.num_hidden_layers)])
+        self.attention_mask = torch.empty(0)     # (b, P + t) for the b active rows
+
+    def prefill(self, prompt: Tensor, prompt_mask: Tensor, positions: Tensor) -> Tensor:
+        self.attention_mask = prompt_mask
+        return self.model(input_ids=prompt, attention_mask=prompt_mask, position_ids=positions,
+                          past_key_values=self.cache, use_cache=True, logits_to_keep=1).logits[:, -1]   # (B, V)
+
+    def step(self, tokens: Tensor, positions: Tensor) -> Tensor:
+        mask = self.attention_mask
+        self.attention_mask = torch.cat([mask, mask.new_ones(len(tokens), 1)], dim=1)
+        return self.model(input_ids=tokens[:, None], attention_mask=self.attention_mask,
+                          position_ids=positions[:, None], past_key_values=self.cache,
+                          use_cache=True).logits[:, -1]                                            # (b, V)
+
+    def select(self, rows: Tensor) -> None:
+        self.attention_mask = self.attention_mask[rows]
+        self.cache.batch_select_indices(rows)
 
 
 def _left_pad(prompt_ids: list[list[int]], pad_token_id: int, device) -> tuple[Tensor, Tensor]:

@@ -10,6 +10,9 @@ Two cases:
 - early stop: the model emits EOS with probability `--eos-rate` per token (geometric lengths); throughput counts
   the tokens each side actually kept (up to and including each row's EOS).
 
+Our sampler runs twice: as shipped ("ours": the Llama decode fast path of alignlab/sampling_fast.py for this
+model) and through the model's own Hugging Face forward ("ours_hf_forward", fast=False: what any other model gets).
+
 Run:  .venv/bin/python benchmarks/bench_sampling.py
       LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 .venv/bin/python benchmarks/bench_sampling.py
 """
@@ -34,10 +37,15 @@ class Timing:
     cpu_s: float     # process CPU time: less disturbed by other jobs on a shared machine than wall time
 
 
-def run_ours(model, prompts: list[list[int]], new_tokens: int, eos: int, seed: int) -> int:
+def run_ours(model, prompts: list[list[int]], new_tokens: int, eos: int, seed: int, fast: bool = True) -> int:
     batch = sample_tokens(model, prompts, max_new_tokens=new_tokens, temperature=1.0, eos_token_id=eos,
-                          pad_token_id=PAD_ID, generator=torch.Generator().manual_seed(seed))
+                          pad_token_id=PAD_ID, generator=torch.Generator().manual_seed(seed), fast=fast)
     return int(batch.response_mask.sum())
+
+
+def run_ours_hf_forward(model, prompts: list[list[int]], new_tokens: int, eos: int, seed: int) -> int:
+    """The same sampler through the model's own Hugging Face forward (fast=False): what the fast path adds."""
+    return run_ours(model, prompts, new_tokens, eos, seed, fast=False)
 
 
 def run_hf(model, prompts: list[list[int]], new_tokens: int, eos: int, seed: int) -> int:
@@ -61,30 +69,33 @@ def timed(fn, *args) -> Timing:
 
 
 def bench_case(model, prompts, new_tokens: int, eos: int, rounds: int) -> dict[str, list[Timing]]:
-    """Alternate ours and HF `rounds` times (after one warm-up each); the order within a round alternates too."""
-    timings: dict[str, list[Timing]] = {"ours": [], "hf": []}
-    sides = {"ours": run_ours, "hf": run_hf}
+    """Run the sides in turn `rounds` times (after one warm-up each); the order within a round is reversed every
+    other round."""
+    sides = {"ours": run_ours, "ours_hf_forward": run_ours_hf_forward, "hf": run_hf}
+    timings: dict[str, list[Timing]] = {name: [] for name in sides}
     for name in sides:
         sides[name](model, prompts, new_tokens, eos, 0)
     for r in range(rounds):
-        order = ["ours", "hf"] if r % 2 == 0 else ["hf", "ours"]
+        order = list(sides) if r % 2 == 0 else list(sides)[::-1]
         for name in order:
             timings[name].append(timed(sides[name], model, prompts, new_tokens, eos, r + 1))
         print(f"  round {r + 1}: " + "  ".join(f"{name} {timings[name][-1].tokens} tokens in "
-                                              f"{timings[name][-1].wall_s:.1f}s" for name in sides), flush=True)
+                                              f"{timings[name][-1].wall_s:.1f}s (cpu {timings[name][-1].cpu_s:.1f}s)"
+                                              for name in sides), flush=True)
     return timings
 
 
-def summary_row(case: str, timings: dict[str, list[Timing]]) -> str:
+def summary_row(case: str, timings: dict[str, list[Timing]], ours: str = "ours") -> str:
+    """One table row: side `ours` against HF generate."""
     tps = {name: [t.tokens / t.wall_s for t in ts] for name, ts in timings.items()}
     cpu_tps = {name: [t.tokens / t.cpu_s for t in ts] for name, ts in timings.items()}
-    ratio = statistics.median(o / h for o, h in zip(tps["ours"], tps["hf"]))
-    cpu_ratio = statistics.median(o / h for o, h in zip(cpu_tps["ours"], cpu_tps["hf"]))
+    ratios = [o / h for o, h in zip(tps[ours], tps["hf"])]
+    cpu_ratios = [o / h for o, h in zip(cpu_tps[ours], cpu_tps["hf"])]
     tokens = {name: statistics.median(t.tokens for t in ts) for name, ts in timings.items()}
-    return (f"| {case} | {statistics.median(tps['ours']):.0f} | {statistics.median(tps['hf']):.0f} | "
-            f"**{ratio:.2f}×** ({min(o / h for o, h in zip(tps['ours'], tps['hf'])):.2f}–"
-            f"{max(o / h for o, h in zip(tps['ours'], tps['hf'])):.2f}) | {cpu_ratio:.2f}× | "
-            f"{tokens['ours']:.0f} / {tokens['hf']:.0f} |")
+    return (f"| {case} | {ours} | {statistics.median(tps[ours]):.0f} | {statistics.median(tps['hf']):.0f} | "
+            f"**{statistics.median(ratios):.2f}×** ({min(ratios):.2f}–{max(ratios):.2f}) | "
+            f"{statistics.median(cpu_ratios):.2f}× ({min(cpu_ratios):.2f}–{max(cpu_ratios):.2f}) | "
+            f"{tokens[ours]:.0f} / {tokens['hf']:.0f} |")
 
 
 def main() -> None:
@@ -108,11 +119,13 @@ def main() -> None:
     print(f"allocator: {allocator()}   torch {torch.__version__}   threads {torch.get_num_threads()}   "
           f"batch {args.batch} × {args.new_tokens} new tokens   {args.rounds} alternating rounds   "
           f"prompt lengths {min(map(len, prompts))}–{max(map(len, prompts))}")
-    print("| case | ours tok/s | HF generate tok/s | ours / HF (wall; min–max over rounds) | ours / HF (CPU time) "
-          "| tokens kept ours / HF |")
-    print("|---|---|---|---|---|---|")
-    print(summary_row(f"forced {args.new_tokens} tokens", forced))
-    print(summary_row(f"early stop (p(EOS) = {args.eos_rate:.3g})", early))
+    print("| case | sampler | ours tok/s | HF generate tok/s | ours / HF (wall; min–max over rounds) "
+          "| ours / HF (CPU time; min–max) | tokens kept ours / HF |")
+    print("|---|---|---|---|---|---|---|")
+    for case, timings in ((f"forced {args.new_tokens} tokens", forced),
+                          (f"early stop (p(EOS) = {args.eos_rate:.3g})", early)):
+        for ours in ("ours", "ours_hf_forward"):
+            print(summary_row(case, timings, ours))
 
 
 if __name__ == "__main__":
