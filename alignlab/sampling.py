@@ -189,16 +189,18 @@ def _left_pad(prompt_ids: list[list[int]], pad_token_id: int, device) -> tuple[T
 def _sample(logits: Tensor, temperature: float, top_p: float, generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """Next tokens and their log-probs from the last-position logits (b, V) → (b,), (b,)."""
     logits = logits.float()
-    scaled = logits if temperature == 0 else logits / temperature                 # (b, V)
-    log_normaliser = torch.logsumexp(scaled, dim=-1, keepdim=True)                 # (b, 1)
+    scaled = logits if temperature in (0, 1) else logits / temperature            # (b, V)
+    # One exp over the vocabulary serves both the normaliser and the draw (logsumexp and then softmax took two).
+    top = scaled.amax(-1, keepdim=True)                                            # (b, 1)
+    weights = (scaled - top).exp()                                                 # (b, V) unnormalised probs
+    total = weights.sum(-1, keepdim=True)                                          # (b, 1)
     if temperature == 0:
         tokens = scaled.argmax(-1)
+    elif top_p < 1.0:
+        tokens = _categorical(_top_p_filter(weights / total, top_p), generator)
     else:
-        probs = (scaled - log_normaliser).exp()                                    # (b, V)
-        if top_p < 1.0:
-            probs = _top_p_filter(probs, top_p)
-        tokens = _categorical(probs, generator)
-    return tokens, (scaled.gather(1, tokens[:, None]) - log_normaliser).squeeze(1)
+        tokens = _categorical(weights, generator)
+    return tokens, (scaled.gather(1, tokens[:, None]) - top - total.log()).squeeze(1)
 
 
 def _categorical(probs: Tensor, generator: torch.Generator) -> Tensor:
