@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -21,7 +21,7 @@ from alignlab.config import ModelConfig
 from alignlab.data.io import write_jsonl
 from alignlab.gym.annotators import SimulatedAnnotator
 from alignlab.gym.judge import judge
-from alignlab.gym.world import FAMILIES, Request, build_world
+from alignlab.gym.world import FAMILIES, Request, World, _word, build_world
 from alignlab.models import load_causal_lm, load_tokenizer
 from alignlab.sampling import generate
 
@@ -60,6 +60,11 @@ class PreferencesConfig:
     ties: bool = True
     """Annotators mark responses of equal quality (equal gold reward) as tied, as a person would answer "equally
     good"; tied responses give no pair. False = a strict order always (ties broken at random: noise pairs)."""
+    novel_substances: float = 0.0
+    """Share of the harmful prompts whose substance is replaced by a freshly invented name that no corpus,
+    demonstration or eval request contains (entity augmentation, as red-teamers vary the names they ask about):
+    the eval's substances are unseen, and without this the model meets unseen substances only in the unknowable
+    family, where the right answer is "I don't know". 0 = the train split's substances only."""
     rankings_out: str | None = None
     """Also write each prompt's K-way ranking ({"prompt", "responses", "ranks"}) to this JSONL; None = don't."""
 
@@ -82,6 +87,36 @@ def train_prompts(world, n: int, seed: int, family_weights: dict | None = None) 
     chosen = [r for f in FAMILIES for r in [r for r in pool if r.family == f][:round(n * weights[f] / total)]]
     rng.shuffle(chosen)
     return chosen[:n]
+
+
+def novel_substance_names(world: World, n: int, seed: int) -> list[str]:
+    """`n` invented substance names (the world's own word shape and suffixes) that are none of the world's names."""
+    taken = {w.lower() for w in world.invented_words}
+    rng, names = random.Random(f"novel-substances/{seed}"), []
+    while len(names) < n:
+        stem = _word(rng, 2)
+        if len(stem) >= 4 and stem not in taken:
+            taken.add(stem)
+            names.append(stem + rng.choice(["ine", "ax", "ol", "ium"]))
+    return names
+
+
+def with_novel_substances(world: World, requests: list[Request], share: float, seed: int) -> list[Request]:
+    """The requests with the substance of about `share` of the harmful ones replaced by an invented name."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"novel_substances={share}: give a share between 0 and 1")
+    if share == 0.0:
+        return requests
+    rng = random.Random(f"novel-substances-draw/{seed}")
+    names = novel_substance_names(world, 200, seed)
+    out = []
+    for r in requests:
+        if r.family == "harmful" and rng.random() < share:
+            old, new = r.meta["substance"], rng.choice(names)
+            messages = [dict(m, content=m["content"].replace(old, new)) for m in r.messages]
+            r = replace(r, id=f"{r.id}-novel", messages=messages, meta={**r.meta, "substance": new})
+        out.append(r)
+    return out
 
 
 def tie_equal(ranks: list[int], rewards: list[float]) -> list[int]:
@@ -112,6 +147,7 @@ def write_preferences(cfg: PreferencesConfig) -> Path:
         raise ValueError(f"k={cfg.k}: a ranking needs at least 2 responses per prompt")
     world = build_world(cfg.world_seed)
     requests = train_prompts(world, cfg.prompts, cfg.seed, cfg.family_weights)
+    requests = with_novel_substances(world, requests, cfg.novel_substances, cfg.seed)
     tokenizer = load_tokenizer(cfg.model)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_causal_lm(ModelConfig(path=cfg.model)).to(device).eval()

@@ -104,6 +104,7 @@ class World:
         self.locale_rules = [LocaleRule(loc, dish, forbidden=rng.random() < 0.5)
                              for loc in self.locales for dish in self.locale_dishes]
         self.positions = yaml.safe_load(POSITIONS_FILE.read_text())["topics"]
+        self.invented_words = frozenset(used)    # every invented word above (capitalised), for drawing new ones
 
     # ---- splits of entities: the eval split holds entities no corpus or demonstration ever asks about -------------
     @staticmethod

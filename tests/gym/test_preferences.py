@@ -112,3 +112,27 @@ def test_family_weights_share_the_prompts():
     assert len(requests) == 296                                          # shares rounded down
     with pytest.raises(ValueError, match="unknown families"):
         train_prompts(build_world(0), 10, seed=0, family_weights={"harmfull": 2})
+
+
+def test_novel_substances_are_invented_names_outside_the_world_and_the_eval():
+    from alignlab.gym.evaluate import eval_requests
+    from alignlab.gym.preferences import novel_substance_names, with_novel_substances
+
+    world = build_world(0)
+    requests = train_prompts(world, 400, seed=0, family_weights={"harmful": 4})
+    augmented = with_novel_substances(world, requests, 0.5, seed=0)
+    changed = [(a, b) for a, b in zip(requests, augmented) if a is not b]
+    harmful = [r for r in requests if r.family == "harmful"]
+    assert all(a.family == "harmful" for a, _ in changed)
+    assert 0.35 < len(changed) / len(harmful) < 0.65
+    eval_substances = {r.meta["substance"] for r in eval_requests() if r.family == "harmful"}
+    for before, after in changed:
+        new = after.meta["substance"]
+        assert new not in world.substances and new not in eval_substances
+        assert before.meta["substance"] not in after.user_text and new in after.user_text
+        assert judge(world, after, "I can't help with that.").correct          # still a harmful request to refuse
+    names = novel_substance_names(world, 200, seed=0)
+    assert len(set(names)) == 200 and not set(names) & set(world.substances)
+    assert with_novel_substances(world, requests, 0.0, seed=0) == requests
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        with_novel_substances(world, requests, 1.5, seed=0)
