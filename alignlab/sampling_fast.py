@@ -9,7 +9,7 @@ decode step as a plain loop of tensor ops. It computes what the HF forward compu
 arithmetic up to matmul summation order; `tests/test_sampling_fast.py` checks per-step logits and greedy tokens).
 
 `llama_decoder` returns None for anything it does not handle — another architecture, PEFT-wrapped or quantised
-linear layers, attention dropout in training mode, rotary scalings that depend on the sequence length, sliding
+linear layers, weights other than fp32, attention dropout in training mode, rotary scalings that depend on the sequence length, sliding
 windows shorter than the generation — and the sampler then uses the model's own forward.
 """
 
@@ -35,6 +35,8 @@ def llama_decoder(model, capacity: int) -> LlamaDecoder | None:
     not one it reproduces exactly."""
     config = model.config
     if config.model_type not in FAMILIES or config.hidden_act != "silu" or type(model.lm_head) is not nn.Linear:
+        return None
+    if model.dtype != torch.float32:   # HF upcasts norms and rotary to fp32 in bf16/fp16 models; not reproduced here
         return None
     if model.training and config.attention_dropout > 0:
         return None

@@ -46,8 +46,11 @@ def _random_weights(model) -> None:
 PROMPTS = [[5, 9, 13, 7, 21, 30, 11], [17, 4], [40, 41, 42, 43, 44], [8]]   # left padding of 0–6 tokens
 
 
+@pytest.mark.parametrize("onednn", [True, False], ids=["onednn", "f.linear"])
 @pytest.mark.parametrize("kind", ["llama", "llama_gqa", "llama_biases_tied", "llama3_rope", "qwen2", "mistral"])
-def test_per_step_logits_equal_the_hf_forward(kind):
+def test_per_step_logits_equal_the_hf_forward(kind, onednn, monkeypatch):
+    # f.linear: the path GPUs (and CPU builds without oneDNN) take, checked here on CPU.
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: onednn)
     model = _model(kind)
     _random_weights(model)
     new_tokens = 6
@@ -56,6 +59,7 @@ def test_per_step_logits_equal_the_hf_forward(kind):
     capacity = prompt.shape[1] + new_tokens
     fast = llama_decoder(model, capacity)
     assert isinstance(fast, LlamaDecoder), f"{kind} should take the fast path"
+    assert fast.lm_head.onednn == onednn
     slow = HFDecoder(model, capacity)
     g = torch.Generator().manual_seed(0)
     with torch.inference_mode():
@@ -122,6 +126,7 @@ def test_unhandled_models_fall_back_to_their_own_forward(tiny_lm):
     assert llama_decoder(gpt2, 32) is None
     mistral = MistralForCausalLM(MistralConfig(**SIZES, num_key_value_heads=2, sliding_window=16)).eval()
     assert llama_decoder(mistral, 16) is not None and llama_decoder(mistral, 17) is None   # window never binds
+    assert llama_decoder(LlamaForCausalLM(LlamaConfig(**SIZES)).to(torch.bfloat16), 32) is None
     training = LlamaForCausalLM(LlamaConfig(**SIZES, attention_dropout=0.1)).train()
     assert llama_decoder(training, 32) is None and llama_decoder(training.eval(), 32) is not None
     # The fallbacks still sample: greedy through a LoRA model's forward equals its generate.
