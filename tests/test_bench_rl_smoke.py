@@ -1,4 +1,4 @@
-"""benchmarks/bench_rl.py: both sides run a tiny RLOO iteration in fresh processes; its reward and its clock (no timing)."""
+"""benchmarks/bench_rl.py: both sides run tiny RLOO iterations in fresh processes; its reward and clock (no timing)."""
 
 from __future__ import annotations
 

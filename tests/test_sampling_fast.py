@@ -1,4 +1,4 @@
-"""The Llama decode fast path against the Hugging Face forward it replaces: per-step logits, greedy tokens, fallbacks."""
+"""The Llama decode fast path against the HF forward it replaces: per-step logits, greedy tokens, fallbacks."""
 
 from __future__ import annotations
 
