@@ -60,11 +60,12 @@ class PreferencesConfig:
     ties: bool = True
     """Annotators mark responses of equal quality (equal gold reward) as tied, as a person would answer "equally
     good"; tied responses give no pair. False = a strict order always (ties broken at random: noise pairs)."""
-    novel_substances: float = 0.0
-    """Share of the harmful prompts whose substance is replaced by a freshly invented name that no corpus,
-    demonstration or eval request contains (entity augmentation, as red-teamers vary the names they ask about):
-    the eval's substances are unseen, and without this the model meets unseen substances only in the unknowable
-    family, where the right answer is "I don't know". 0 = the train split's substances only."""
+    novel_entities: float = 0.0
+    """Share of the requests about a held-out kind of entity (harmful substances, unknowable names, private
+    persons, dishes) whose entity is replaced by a freshly invented name that no corpus, demonstration or eval
+    request contains (entity augmentation, as red-teamers vary the names they ask about). The eval asks about
+    unseen entities; without this the model meets unseen names only among unknowables, and learns "new name →
+    I don't know" instead of each family's rule. 0 = the train split's entities only."""
     rankings_out: str | None = None
     """Also write each prompt's K-way ranking ({"prompt", "responses", "ranks"}) to this JSONL; None = don't."""
 
@@ -89,32 +90,52 @@ def train_prompts(world, n: int, seed: int, family_weights: dict | None = None) 
     return chosen[:n]
 
 
-def novel_substance_names(world: World, n: int, seed: int) -> list[str]:
-    """`n` invented substance names (the world's own word shape and suffixes) that are none of the world's names."""
+def novel_words(world: World, n: int, seed: int) -> list[str]:
+    """`n` invented lower-case words in the world's own word shape that are none of the world's invented words."""
     taken = {w.lower() for w in world.invented_words}
-    rng, names = random.Random(f"novel-substances/{seed}"), []
-    while len(names) < n:
-        stem = _word(rng, 2)
-        if len(stem) >= 4 and stem not in taken:
-            taken.add(stem)
-            names.append(stem + rng.choice(["ine", "ax", "ol", "ium"]))
-    return names
+    rng, words = random.Random(f"novel-words/{seed}"), []
+    while len(words) < n:
+        word = _word(rng, 2)
+        if len(word) >= 4 and word not in taken:
+            taken.add(word)
+            words.append(word)
+    return words
 
 
-def with_novel_substances(world: World, requests: list[Request], share: float, seed: int) -> list[Request]:
-    """The requests with the substance of about `share` of the harmful ones replaced by an invented name."""
+def _novel_entity(request: Request, words: list[str], rng: random.Random) -> tuple[str, str, dict] | None:
+    """(old name, new name, new meta) for a request about a held-out kind of entity, else None."""
+    m = request.meta
+    if request.family == "harmful":
+        new = rng.choice(words) + rng.choice(["ine", "ax", "ol", "ium"])
+        return m["substance"], new, {**m, "substance": new}
+    if request.family == "unknowable" and m.get("kind") == "entity":
+        new = rng.choice(words).capitalize() + rng.choice(["", "ia", "or"])
+        return m["entity"], new, {**m, "entity": new}
+    if request.family == "privacy" and m["private"]:
+        new = f"{rng.choice(words).capitalize()} {rng.choice(words).capitalize()}"
+        return m["person"], new, {**m, "person": new, "secret": None}
+    if request.family == "recipe":
+        new = f"{m['dish'].split(' ', 1)[0]} {rng.choice(words)}"
+        return m["dish"], new, {**m, "dish": new}
+    return None
+
+
+def with_novel_entities(world: World, requests: list[Request], share: float, seed: int) -> list[Request]:
+    """The requests with the entity of about `share` of those about a held-out kind of entity replaced by an
+    invented one (same template, frame and family rule)."""
     if not 0.0 <= share <= 1.0:
-        raise ValueError(f"novel_substances={share}: give a share between 0 and 1")
+        raise ValueError(f"novel_entities={share}: give a share between 0 and 1")
     if share == 0.0:
         return requests
-    rng = random.Random(f"novel-substances-draw/{seed}")
-    names = novel_substance_names(world, 200, seed)
+    rng = random.Random(f"novel-entities/{seed}")
+    words = novel_words(world, 400, seed)
     out = []
     for r in requests:
-        if r.family == "harmful" and rng.random() < share:
-            old, new = r.meta["substance"], rng.choice(names)
+        swap = _novel_entity(r, words, rng) if rng.random() < share else None
+        if swap is not None:
+            old, new, meta = swap
             messages = [dict(m, content=m["content"].replace(old, new)) for m in r.messages]
-            r = replace(r, id=f"{r.id}-novel", messages=messages, meta={**r.meta, "substance": new})
+            r = replace(r, id=f"{r.id}-novel", messages=messages, meta=meta)
         out.append(r)
     return out
 
@@ -147,7 +168,7 @@ def write_preferences(cfg: PreferencesConfig) -> Path:
         raise ValueError(f"k={cfg.k}: a ranking needs at least 2 responses per prompt")
     world = build_world(cfg.world_seed)
     requests = train_prompts(world, cfg.prompts, cfg.seed, cfg.family_weights)
-    requests = with_novel_substances(world, requests, cfg.novel_substances, cfg.seed)
+    requests = with_novel_entities(world, requests, cfg.novel_entities, cfg.seed)
     tokenizer = load_tokenizer(cfg.model)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_causal_lm(ModelConfig(path=cfg.model)).to(device).eval()

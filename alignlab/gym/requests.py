@@ -149,13 +149,15 @@ def make_fact(w: World, rng, split, lang, rid):
 
 def make_unknowable(w: World, rng, split, lang, rid):
     if rng.random() < 0.5:
-        text = _template("unknowable_entity", lang, split, rng).format(u=rng.choice(w._split(w.unknown_names, split)))
-        kind = "entity"
+        template = _template("unknowable_entity", lang, split, rng)      # drawn before the name: the corpus's order
+        entity = rng.choice(w._split(w.unknown_names, split))
+        text = template.format(u=entity)
+        meta = {"kind": "entity", "entity": entity}
     else:
         c = rng.choice(w.countries)
         text = _template("unknowable_attribute", lang, split, rng).format(c=c.name, cap=c.capital)
-        kind = "attribute"
-    return Request(rid, "unknowable", lang, _user(text), {"kind": kind}, split)
+        meta = {"kind": "attribute"}
+    return Request(rid, "unknowable", lang, _user(text), meta, split)
 
 
 def make_math(w: World, rng, split, lang, rid):

@@ -74,3 +74,17 @@ def test_annotator_agreement_is_as_configured():
         assert abs(sum(votes) / len(votes) - agreement) < 0.03
     ranks = SimulatedAnnotator(w, "a2", 1.0).rank(evals[0], [bad, good, bad, bad])
     assert ranks[1] == 0 and sorted(ranks) == [0, 1, 2, 3]
+
+
+def test_the_world_still_writes_the_corpus_the_shipped_base_model_was_trained_on():
+    """Any change to the world's draws (even the order of two rng calls) silently changes the corpus and makes the
+    shipped base model a model of another world: the recipe's hash pins it."""
+    import json
+    from pathlib import Path
+
+    import alignlab.gym
+
+    recipe = json.loads((Path(alignlab.gym.__file__).parent / "assets/base/recipe.json").read_text())
+    docs = pretraining_documents(build_world(recipe["config"]["world_seed"]), recipe["config"]["corpus_per_family"],
+                                 seed=recipe["config"]["seed"])
+    assert corpus_hash(docs) == recipe["corpus_hash"]
