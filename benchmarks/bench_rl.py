@@ -17,7 +17,8 @@ model.generate) is measured by wrapping those calls. Peak memory is the child's 
 What differs by design: alignlab recomputes the old policy's log-probs with a training-style forward (so the first
 ratio is exactly 1); TRL with one pass per generation (num_iterations=1) reuses the current policy's detached
 log-probs instead, one forward fewer. TRL turns gradient checkpointing on by default ('trl:' runs it so; 'trl:nogc'
-switches it off). 'alignlab:hf_forward' samples through the Hugging Face forward instead of the Llama fast path.
+switches it off). 'alignlab:hf_forward' samples through the Hugging Face forward instead of the Llama fast path;
+'alignlab:proposed' patches in two changes proposed for the loop (see _proposed_fast_paths).
 
 Run:      .venv/bin/python benchmarks/bench_rl.py                     (2 rounds, 4 iterations per run)
 Smoke:    .venv/bin/python benchmarks/bench_rl.py --quick             (1 round, tiny model, 2 iterations)
@@ -40,8 +41,9 @@ from pathlib import Path
 
 from bench_training import child_env, word_tokenizer
 
-RUNS = ["alignlab:", "trl:", "trl:nogc", "alignlab:hf_forward"]
-ROWS = [("alignlab:", "trl:"), ("alignlab:", "trl:nogc"), ("alignlab:", "alignlab:hf_forward")]
+RUNS = ["alignlab:", "trl:", "trl:nogc", "alignlab:hf_forward", "alignlab:proposed"]
+ROWS = [("alignlab:", "trl:"), ("alignlab:", "trl:nogc"), ("alignlab:", "alignlab:hf_forward"),
+        ("alignlab:proposed", "trl:"), ("alignlab:proposed", "trl:nogc")]
 LR, BETA, CLIP = 1e-6, 0.05, 0.2
 
 
@@ -96,6 +98,8 @@ def run_alignlab(work: Path, out_dir: Path, iterations: int, setting: Setting, v
             return torch.tensor(reward(responses))
 
     ppo.load_reward_model = lambda path: TokenReward()
+    if variant == "proposed":
+        _proposed_fast_paths(ppo, rollout)
     if variant == "hf_forward":
         sample = rollout.sample_tokens
         rollout.sample_tokens = lambda *args, **kwargs: sample(*args, **kwargs, fast=False)
@@ -108,6 +112,24 @@ def run_alignlab(work: Path, out_dir: Path, iterations: int, setting: Setting, v
         whiten_advantages=False, optim=OptimConfig(lr=LR, lr_schedule="linear", max_grad_norm=1.0),
         run=RunConfig(out_dir=str(out_dir), tensorboard=False, progress=False))
     ppo.train(cfg)
+
+
+def _proposed_fast_paths(ppo, rollout) -> None:
+    """Two changes proposed for alignlab/rollout.py and train/ppo.py, measured by patching them in (variant
+    'proposed'):
+    - π_old: the sampler's own log-probs (the fast path's equal a training forward's within 1e-5) instead of a second
+      full policy forward in collect_rollout — the policy is the model whose parameters require grad;
+    - entropy: only logged when entropy_coef = 0, so computed without a backward through a (b, A, V) softmax."""
+    import torch
+    forward, entropy = rollout.response_forward, ppo.entropy_from_logits
+
+    def response_forward(model, batch):
+        if not torch.is_grad_enabled() and next(model.parameters()).requires_grad:
+            return batch.logps, None
+        return forward(model, batch)
+
+    rollout.response_forward = response_forward
+    ppo.entropy_from_logits = lambda logits: entropy(logits.detach())
 
 
 def run_trl(work: Path, out_dir: Path, iterations: int, setting: Setting, variant: str) -> None:
@@ -235,7 +257,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--iterations", type=int, default=4, help="iterations per run (the first is not timed)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--allocator", choices=["tcmalloc", "glibc"], default="tcmalloc")
-    parser.add_argument("--runs", nargs="+", choices=RUNS, default=RUNS)
+    parser.add_argument("--runs", nargs="+", choices=RUNS, default=RUNS[:4],
+                        help="runs to alternate (default: all but alignlab:proposed)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 round, gym-shape model, 4 prompts × 2 "
                         "samples × 8 tokens, 2 iterations")
     parser.add_argument("--child", help=argparse.SUPPRESS)
