@@ -4,7 +4,8 @@ side-by-side table to docs/preference_losses.md.
     .venv/bin/python scripts/compare_preference_losses.py                 # the documented run (see the doc)
     .venv/bin/python scripts/compare_preference_losses.py --losses dpo ipo --run-dir runs/pref-quick
 
-It is a pipeline (alignlab.pipeline): demos → SFT → gym preferences → one stage per configs/dpo/<loss>.yaml, each
+It is a pipeline (alignlab.pipeline): the demos, SFT and preferences stages of configs/pipeline/gym.yaml (the data
+`make demo` uses) → one stage per configs/dpo/<loss>.yaml, each
 model evaluated with configs/pipeline/gym.yaml's eval settings and its KL to the SFT model measured; unchanged stages
 are skipped on a re-run. Wall time is the training loop's own (reference log-probs included, evaluation excluded).
 """
@@ -31,15 +32,15 @@ COLUMNS = [("gold_reward", "gold reward"), ("harmful_refusal_rate", "harmful ref
            ("mean_response_words", "words"), ("kl_to_sft", "KL to SFT (nats)"), ("train_seconds", "train wall (s)")]
 
 
-def stages(losses: list[str], preference_overrides: list[str], sft: str | None) -> list[StageConfig]:
-    """demos → SFT (or an existing SFT model, evaluated) → preferences → one DPO-family stage per loss."""
-    if sft is None:
-        out = [StageConfig("demos", "gym_demos", overrides=["n=240"], evaluate=False),
-               StageConfig("sft", "sft", config="configs/sft/gym.yaml", model="gym-base", data="demos")]
-    else:
-        out = [StageConfig("sft", "eval", model=sft)]
-    out.append(StageConfig("preferences", "gym_preferences", config="configs/gym/preferences.yaml",
-                           overrides=preference_overrides, model="sft", evaluate=False))
+def stages(pipeline: PipelineConfig, losses: list[str], preference_overrides: list[str],
+           sft: str | None) -> list[StageConfig]:
+    """The demo pipeline's own demos → SFT → preferences stages (same data as `make demo`; or an existing SFT model,
+    evaluated), then one DPO-family stage per loss."""
+    demo = {stage.name: stage for stage in pipeline.stages}
+    out = [demo["demos"], demo["sft"]] if sft is None else [StageConfig("sft", "eval", model=sft)]
+    preferences = demo["preferences"]
+    out.append(StageConfig("preferences", "gym_preferences", config=preferences.config,
+                           overrides=[*preferences.overrides, *preference_overrides], model="sft", evaluate=False))
     return out + [StageConfig(loss, "dpo", config=f"configs/dpo/{loss}.yaml", model="sft", data="preferences")
                   for loss in losses]
 
@@ -78,7 +79,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     cfg = load_config(PipelineConfig, REPO / "configs" / "pipeline" / "gym.yaml", [])
-    cfg.run_dir, cfg.stages = args.run_dir, stages(args.losses, args.prefs, args.sft)
+    cfg.run_dir, cfg.stages = args.run_dir, stages(cfg, args.losses, args.prefs, args.sft)
     metrics = run_pipeline(cfg)
     for loss in args.losses:
         metrics[loss]["train_seconds"] = train_seconds(Path(args.run_dir), loss)
