@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import random
 import sys
 import time
 from dataclasses import dataclass, field
@@ -58,6 +59,9 @@ class RMDataConfig:
     """Share of prompts held out when eval_files is empty (fixed: a hash of the prompt text, not the seed)."""
     max_train: int = 0
     """Use at most this many training records (the first ones); 0 = all."""
+    offtopic_negatives: int = 0
+    """Extra training pairs per training prompt: one of its preferred responses beats a preferred response to
+    another prompt, drawn at random (no annotator is asked). 0 = off. Held-out comparisons are never augmented."""
     group_by_length: bool = True
     """Put records of similar length in the same optimizer step (less padding; the order stays a function of
     the seed and epoch); false = uniformly shuffled batches."""
@@ -137,6 +141,32 @@ def split_data(cfg: RMDataConfig) -> tuple[list[Ranking], list[Ranking]]:
     return train[:cfg.max_train or None], evaluation
 
 
+def offtopic_negatives(records: list[Ranking], per_prompt: int, seed: int) -> list[Ranking]:
+    """`per_prompt` pairs per distinct prompt: (prompt, one of its best responses ≻ a best response to another
+    prompt). Pairwise labels only order responses *within* a prompt, so a response kind that is always chosen where
+    it appears ("I don't know" under unknowable questions) is scored high everywhere; an answer that is right for
+    another question and wrong for this one ties the reward to the prompt. A drawn response that is also one of the
+    prompt's own responses is skipped."""
+    best: dict[str, tuple[Prompt, list[str], set[str]]] = {}
+    for r in records:
+        prompt, winners, own = best.setdefault(json.dumps(r.prompt, sort_keys=True), (r.prompt, [], set()))
+        winners.extend(text for text, rank in zip(r.responses, r.ranks) if rank == 0 and text not in winners)
+        own.update(r.responses)
+    keys = sorted(best)
+    if per_prompt <= 0 or len(keys) < 2:
+        return []
+    rng = random.Random(f"offtopic/{seed}")
+    extra = []
+    for key in keys:
+        prompt, winners, own = best[key]
+        for _ in range(per_prompt):
+            other = rng.choice([k for k in keys if k != key])
+            negative = rng.choice(best[other][1])
+            if negative not in own:
+                extra.append(Ranking(prompt, [rng.choice(winners), negative], [0, 1], {}, f"offtopic:{other}"))
+    return extra
+
+
 def comparison_loss(model: RewardModel, encoded: list[list[list[int]]], ranks: list[list[int]]):
     """Loss (N,) and metrics of N comparison records: one forward over all their sequences. Records of equal K
     go through Plackett–Luce together; K = 2 uses Bradley–Terry (the same value, and the InstructGPT form)."""
@@ -207,6 +237,7 @@ def train(cfg: RMConfig) -> Path:
     if not train_records:
         raise ConfigError(f"no training comparisons left in {cfg.data.train_files} after holding out "
                           f"data.eval_fraction={cfg.data.eval_fraction}; give more data or lower the fraction")
+    train_records = train_records + offtopic_negatives(train_records, cfg.data.offtopic_negatives, cfg.run.seed)
     encoded = encode_records(model, train_records)
     lengths = [max(len(s) for s in e) for e in encoded]         # every sequence is padded to the batch's longest
     run.note(f"{len(train_records)} training and {len(eval_records)} held-out comparisons "

@@ -213,3 +213,32 @@ def test_steps_hold_records_of_similar_length_by_default(tiny_lm, prefs, tmp_pat
     blocks = [sorted(lengths, reverse=True)[i:i + 8] for i in range(0, len(lengths), 8)]
     in_blocks = [sorted((lengths[i] for i in indices), reverse=True) in blocks for _, indices, _ in seen]
     assert all(in_blocks) if grouped else not all(in_blocks)
+
+
+def test_offtopic_negatives_pit_a_prompts_best_against_anothers_best():
+    from alignlab.data.records import Ranking
+    from alignlab.train.reward import offtopic_negatives
+    a = Ranking([{"role": "user", "content": "A?"}], ["a-good", "a-bad"], [0, 1], {}, "x")
+    b = Ranking([{"role": "user", "content": "B?"}], ["b-good", "b-bad"], [0, 1], {}, "x")
+    c = Ranking([{"role": "user", "content": "C?"}], ["c-good", "a-good"], [0, 1], {}, "x")   # a-good is C's own
+    extra = offtopic_negatives([a, b, c], per_prompt=4, seed=0)
+    own = {"A?": {"a-good", "a-bad"}, "B?": {"b-good", "b-bad"}, "C?": {"c-good", "a-good"}}
+    best = {"A?": "a-good", "B?": "b-good", "C?": "c-good"}
+    assert extra and len(extra) <= 12
+    for r in extra:
+        question = r.prompt[0]["content"]
+        assert r.ranks == [0, 1] and r.responses[0] == best[question]       # the prompt's own preferred response…
+        assert r.responses[1] in set(best.values()) - own[question]         # …beats another prompt's, never its own
+    assert offtopic_negatives([a, b, c], per_prompt=0, seed=0) == []
+    assert offtopic_negatives([a], per_prompt=3, seed=0) == []               # no other prompt to draw from
+    assert [r.responses for r in offtopic_negatives([a, b, c], 4, 0)] == [r.responses for r in extra]   # seeded
+
+
+def test_offtopic_negatives_are_added_to_training_only(tiny_lm, prefs, tmp_path):
+    cfg = load_config(RMConfig, TINY, [f"model.path={tiny_lm}", f"data.train_files=[{prefs}]", f"run.out_dir={tmp_path}",
+                                       "data.offtopic_negatives=2", "gold.enabled=false"])
+    reward.train(cfg)
+    metrics = json.loads((tmp_path / "rm_metrics.json").read_text())
+    n_prompts = len([r for r in planted_pairs(160) if not held_out(r["prompt"], cfg.data.eval_fraction)])
+    assert metrics["n_train"] == 3 * n_prompts                           # one pair per prompt + 2 off-topic each
+    assert metrics["n_eval"] == 160 - n_prompts
