@@ -214,7 +214,8 @@ def minibatch_backward(policy, critic, rollout: Rollout, advantages: Tensor, ret
         micro, mask = rollout.rows(index), rollout.response_mask[index]
         logps, logits = response_forward(policy, micro)                                   # (b, A), (b, A, V)
         loss, metrics = policy_loss(logps, micro.logps, advantages[index], mask, cfg.clip_eps)
-        entropy = entropy_from_logits(logits) * mask                                       # (b, A)
+        with torch.set_grad_enabled(cfg.entropy_coef != 0):    # only logged when it has no weight: no backward
+            entropy = entropy_from_logits(logits) * mask                                   # (b, A)
         total = loss.sum() - cfg.entropy_coef * entropy.sum()
         parts = {"policy_loss": loss.sum(), "clipfrac": metrics["clipfrac"].sum(),
                  "approx_kl": metrics["approx_kl"].sum(), "ratio": metrics["ratio"].sum(), "entropy": entropy.sum()}
