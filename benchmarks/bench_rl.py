@@ -32,14 +32,13 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench_training import child_env, word_tokenizer
+from bench_training import child_env, launch, word_tokenizer
 
 RUNS = ["alignlab:", "trl:", "trl:nogc", "alignlab:hf_forward", "alignlab:proposed"]
 ROWS = [("alignlab:", "trl:"), ("alignlab:", "trl:nogc"), ("alignlab:", "alignlab:hf_forward"),
@@ -220,19 +219,6 @@ def child(run: str, work: Path, iterations: int, threads: int, setting: Setting)
 # The parent: alternating rounds of fresh processes, then the table
 
 
-def launch(argv: list[str], env: dict[str, str], log: Path) -> dict | None:
-    """Run one child of this script; its RESULT line, or None (and its output's tail on stderr) when it failed."""
-    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), *argv], env=env, capture_output=True,
-                         text=True)
-    log.write_text(out.stdout + out.stderr)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-    if out.returncode or not lines:
-        print(f"FAILED: {' '.join(argv)} (exit {out.returncode}):\n{(out.stdout + out.stderr)[-3000:]}",
-              file=sys.stderr, flush=True)
-        return None
-    return json.loads(lines[-1].removeprefix("RESULT "))
-
-
 def table(results: list[dict[str, dict]], rows: list[tuple[str, str]]) -> str:
     """Medians over rounds of each run; ratio = other's seconds per iteration / alignlab's (> 1: alignlab faster)."""
     def med(run: str, key: str) -> float:
@@ -289,7 +275,7 @@ def main() -> None:
             for run in order:
                 round_results[run] = launch(["--child", run, "--work", str(work), "--iterations",
                                              str(args.iterations), "--threads", str(args.threads), "--setting",
-                                             json.dumps(asdict(args.setting))], env, work / "child.log")
+                                             json.dumps(asdict(args.setting))], env, work / "child.log", Path(__file__))
                 if round_results[run] is not None:
                     print(f"round {r + 1} {run}: {round_results[run]['iteration_s']:.1f} s/iteration "
                           f"(sampling {round_results[run]['sampling_s']:.1f} s), "

@@ -194,10 +194,10 @@ def matmul_peak(threads: int) -> None:
 # The parent: rounds of alternating runs, then the table
 
 
-def launch(argv: list[str], env: dict[str, str], log: Path) -> dict | None:
-    """Run one child; its RESULT line, or None (and its output's tail on stderr) when it failed."""
-    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), *argv], env=env, capture_output=True,
-                         text=True)
+def launch(argv: list[str], env: dict[str, str], log: Path, script: Path = Path(__file__)) -> dict | None:
+    """Run one child (of `script`, this file by default); its RESULT line, or None (and its output's tail on
+    stderr) when it failed."""
+    out = subprocess.run([sys.executable, str(script.resolve()), *argv], env=env, capture_output=True, text=True)
     log.write_text(out.stdout + out.stderr)
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
     if out.returncode or not lines:

@@ -55,3 +55,19 @@ def shared_data() -> Path:
 @pytest.fixture(autouse=True)
 def _deterministic_threads():
     torch.set_num_threads(1)   # tests run side by side on 2 cores; one thread each is fastest and deterministic
+
+
+@pytest.fixture
+def spy_step_batches(monkeypatch):
+    """`spy_on(loop_module)` → a list that records (lengths, step indices, group_by_length) of every optimizer step
+    the loop draws through its `step_batches`."""
+    def spy_on(loop) -> list[tuple[list[int], list[int], bool]]:
+        seen, real = [], loop.step_batches
+
+        def spy(lengths, batch_size, seed, start_step, group_by_length=False):
+            for indices in real(lengths, batch_size, seed, start_step, group_by_length):
+                seen.append((lengths, indices, group_by_length))
+                yield indices
+        monkeypatch.setattr(loop, "step_batches", spy)
+        return seen
+    return spy_on

@@ -279,21 +279,9 @@ def test_resume_refuses_a_reference_cache_made_for_other_data(tiny_lm, pairs_fil
         train(dpo_cfg(tiny_lm, tmp_path / "run", data, "optim.max_steps=4", "run.save_every=2", "run.resume=true"))
 
 
-def spy_batches(monkeypatch, loop) -> list[tuple[list[int], list[int], bool]]:
-    """Record (lengths, step indices, group_by_length) of every optimizer step the loop draws."""
-    seen, real = [], loop.step_batches
-
-    def spy(lengths, batch_size, seed, start_step, group_by_length=False):
-        for indices in real(lengths, batch_size, seed, start_step, group_by_length):
-            seen.append((lengths, indices, group_by_length))
-            yield indices
-    monkeypatch.setattr(loop, "step_batches", spy)
-    return seen
-
-
 @pytest.mark.parametrize("grouped", [True, False])
-def test_steps_hold_pairs_of_similar_length_by_default(tiny_lm, pairs_file, tmp_path, monkeypatch, grouped):
-    seen = spy_batches(monkeypatch, dpo)
+def test_steps_hold_pairs_of_similar_length_by_default(tiny_lm, pairs_file, tmp_path, grouped, spy_step_batches):
+    seen = spy_step_batches(dpo)
     overrides = [] if grouped else ["data.group_by_length=false"]
     train(dpo_cfg(tiny_lm, tmp_path, pairs_file, "optim.max_steps=2", "run.save_every=0", *overrides))
     tokenizer = load_tokenizer(str(tiny_lm))

@@ -194,14 +194,8 @@ def test_minilm_reward_model_loads_offline_and_scores_hh(shared_data, monkeypatc
 
 
 @pytest.mark.parametrize("grouped", [True, False])
-def test_steps_hold_records_of_similar_length_by_default(tiny_lm, prefs, tmp_path, monkeypatch, grouped):
-    seen, real = [], reward.step_batches
-
-    def spy(lengths, batch_size, seed, start_step, group_by_length=False):
-        for indices in real(lengths, batch_size, seed, start_step, group_by_length):
-            seen.append((lengths, indices, group_by_length))
-            yield indices
-    monkeypatch.setattr(reward, "step_batches", spy)
+def test_steps_hold_records_of_similar_length_by_default(tiny_lm, prefs, tmp_path, grouped, spy_step_batches):
+    seen = spy_step_batches(reward)
     overrides = [] if grouped else ["data.group_by_length=false"]
     cfg = load_config(RMConfig, TINY, [f"model.path={tiny_lm}", f"data.train_files=[{prefs}]",
                                        f"run.out_dir={tmp_path}", "optim.max_steps=3", "normalize.source=none",
