@@ -157,10 +157,11 @@ def offtopic_negatives(records: list[Ranking], per_prompt: int, seed: int) -> li
         return []
     rng = random.Random(f"offtopic/{seed}")
     extra = []
-    for key in keys:
+    for i, key in enumerate(keys):
         prompt, winners, own = best[key]
         for _ in range(per_prompt):
-            other = rng.choice([k for k in keys if k != key])
+            j = rng.randrange(len(keys) - 1)              # another prompt, uniformly, without listing them
+            other = keys[j + (j >= i)]
             negative = rng.choice(best[other][1])
             if negative not in own:
                 extra.append(Ranking(prompt, [rng.choice(winners), negative], [0, 1], {}, f"offtopic:{other}"))
