@@ -41,6 +41,9 @@ class PreferencesConfig:
     family_weights: dict = field(default_factory=dict)
     """Relative share of the prompts per request family, e.g. {harmful: 3, lookalike: 3}; a family not named has
     weight 1. Spends the sampling budget where the policy errs, as a red-team-driven annotation campaign does."""
+    lang_weights: dict = field(default_factory=dict)
+    """Relative weight of each language within a family, e.g. {fr: 2}: the world asks one French request for every
+    four English ones (in the families that have French); {fr: 2} makes it two for four. Not named = 1."""
     k: int = 4
     """Responses sampled per prompt; identical samples are ranked once."""
     annotators: list[str] = field(default_factory=lambda: ["sim-00", "sim-01", "sim-02"])
@@ -78,22 +81,39 @@ class PreferencesConfig:
     """Also write each prompt's K-way ranking ({"prompt", "responses", "ranks"}) to this JSONL; None = don't."""
 
 
-def train_prompts(world, n: int, seed: int, family_weights: dict | None = None) -> list[Request]:
+def train_prompts(world, n: int, seed: int, family_weights: dict | None = None,
+                  lang_weights: dict | None = None) -> list[Request]:
     """`n` train-split requests (with the world's train-split frames, French included where a family has it),
-    shared over the families in proportion to `family_weights` (default 1 each), shuffled."""
+    shared over the families in proportion to `family_weights` (default 1 each), shuffled. `lang_weights`
+    (default 1 each) scales each language's share within a family: the world asks one French request for every
+    four English ones, so {fr: 2} makes it two for four."""
     weights = {f: 1.0 for f in FAMILIES} | (family_weights or {})
     unknown = set(weights) - set(FAMILIES)
     if unknown:
         raise ValueError(f"family_weights: unknown families {sorted(unknown)}; the gym's are {', '.join(FAMILIES)}")
+    langs = {"en": 1.0, "fr": 1.0} | (lang_weights or {})
+    if set(langs) != {"en", "fr"} or min(langs.values()) <= 0:
+        raise ValueError(f"lang_weights={lang_weights}: give positive weights for en and fr only")
     total = sum(weights.values())
     rng = random.Random(f"preferences/{seed}")
-    if len(set(weights.values())) == 1:
+    if len(set(weights.values())) == 1 and langs["en"] == langs["fr"]:
         requests = world.requests("train", math.ceil(n / len(FAMILIES)), seed=seed)
         rng.shuffle(requests)
         return requests[:n]
-    pool = world.requests("train", math.ceil(n * max(weights.values()) / total), seed=seed)
+    scale = max(langs.values()) / min(langs.values())
+    pool = world.requests("train", math.ceil(n * max(weights.values()) / total * scale), seed=seed)
     rng.shuffle(pool)
-    chosen = [r for f in FAMILIES for r in [r for r in pool if r.family == f][:round(n * weights[f] / total)]]
+    chosen = []
+    for f in FAMILIES:
+        want = round(n * weights[f] / total)
+        mine = [r for r in pool if r.family == f]
+        if langs["en"] == langs["fr"]:
+            chosen += mine[:want]
+            continue
+        by_lang = {lang: [r for r in mine if r.lang == lang] for lang in langs}
+        mass = {lang: len(by_lang[lang]) * langs[lang] for lang in langs}
+        n_fr = min(len(by_lang["fr"]), round(want * mass["fr"] / sum(mass.values())))
+        chosen += by_lang["fr"][:n_fr] + by_lang["en"][:want - n_fr]
     rng.shuffle(chosen)
     return chosen[:n]
 
@@ -227,7 +247,7 @@ def write_preferences(cfg: PreferencesConfig) -> Path:
     if cfg.k < 2:
         raise ValueError(f"k={cfg.k}: a ranking needs at least 2 responses per prompt")
     world = build_world(cfg.world_seed)
-    requests = train_prompts(world, cfg.prompts, cfg.seed, cfg.family_weights)
+    requests = train_prompts(world, cfg.prompts, cfg.seed, cfg.family_weights, cfg.lang_weights)
     requests = with_written_prompts(requests, cfg.written_prompts, cfg.seed)
     requests = with_novel_entities(world, requests, cfg.novel_entities, cfg.seed)
     tokenizer = load_tokenizer(cfg.model)

@@ -196,3 +196,19 @@ def test_written_prompts_file_errors_name_the_prompt(tmp_path):
     bad.write_text("recipe:\n  en: ['Cook it.']\n")
     with pytest.raises(ValueError, match="no written-prompt rule"):
         load_written_prompts(bad)
+
+
+def test_lang_weights_raise_the_french_share_within_each_family():
+    world = build_world(0)
+    weights = {"harmful": 3, "lookalike": 3}
+    plain = train_prompts(world, 1200, seed=0, family_weights=weights)
+    more_french = train_prompts(world, 1200, seed=0, family_weights=weights, lang_weights={"fr": 2})
+    for family in ("harmful", "fact"):
+        share = [sum(r.lang == "fr" for r in rs if r.family == family) / sum(r.family == family for r in rs)
+                 for rs in (plain, more_french)]
+        assert abs(share[0] - 1 / 5) < 0.04 and abs(share[1] - 2 / 6) < 0.04   # 1 French for 4 English → 2 for 4
+    counts = [sum(r.family == "harmful" for r in rs) for rs in (plain, more_french)]
+    assert abs(counts[0] - counts[1]) <= 1                                      # family shares unchanged
+    assert {r.lang for r in more_french if r.family == "bias"} == {"en"}          # English-only families stay so
+    with pytest.raises(ValueError, match="en and fr only"):
+        train_prompts(world, 10, seed=0, lang_weights={"de": 1})
