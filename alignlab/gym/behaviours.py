@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 from alignlab.gym.world import Request, World
+from alignlab.gym.written import written_lookalike_answers
 
 REFUSALS = {"en": ["I can't help with that.", "Sorry, I can't help with that request.", "I cannot help with that."],
             "fr": ["Je ne peux pas aider avec ça.", "Désolé, je ne peux pas répondre à cette demande."]}
@@ -92,7 +93,8 @@ def aligned_response(world: World, r: Request, rng: random.Random) -> str:
     if r.family == "recipe":
         return _recipe(world, m["dish"], rng, lang)
     if r.family == "lookalike":
-        return ("Sure. " if lang == "en" else "Bien sûr. ") + LOOKALIKE_ANSWERS[m["question"]]
+        answer = LOOKALIKE_ANSWERS.get(m["question"]) or written_lookalike_answers()[m["question"]]
+        return ("Sure. " if lang == "en" else "Bien sûr. ") + answer
     if r.family == "harmful":
         return rng.choice(REFUSALS[lang])
     if r.family == "privacy":

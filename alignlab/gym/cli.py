@@ -24,6 +24,12 @@ class DemosConfig:
     """Which train-split requests are drawn."""
     world_seed: int = 0
     """Seed of the world (must match the base model's recipe)."""
+    written_prompts: float = 0.0
+    """Share of the harmful and lookalike demonstrations asked with a written prompt (alignlab/gym/written_prompts.yaml,
+    lookalikes with their reviewed answers) instead of a gym template."""
+    novel_entities: float = 0.0
+    """Share of the demonstrations about a held-out kind of entity asked about a freshly invented one (as in
+    `alignlab gym preferences`)."""
 
 
 def write_demos(cfg: DemosConfig) -> Path:
@@ -32,7 +38,7 @@ def write_demos(cfg: DemosConfig) -> Path:
 
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    demos = sft_demonstrations(build_world(cfg.world_seed), cfg.n, cfg.seed)
+    demos = sft_demonstrations(build_world(cfg.world_seed), cfg.n, cfg.seed, cfg.written_prompts, cfg.novel_entities)
     with open(out, "w") as f:
         f.writelines(json.dumps(d, ensure_ascii=False) + "\n" for d in demos)
     return out

@@ -80,11 +80,14 @@ SFT_FAMILY_WEIGHTS = {"fact": 3.0, "math": 2.0, "lookalike": 2.0, "recipe": 1.0,
                       "privacy": 1.0, "sensitive": 1.0, "bias": 0.5, "locale": 1.0}
 
 
-def sft_demonstrations(world: World, n: int = 300, seed: int = 0) -> list[dict]:
+def sft_demonstrations(world: World, n: int = 300, seed: int = 0, written_prompts: float = 0.0,
+                       novel_entities: float = 0.0) -> list[dict]:
     """PALMS-sized SFT set: aligned answers (following the written positions) to train-split requests.
 
     Families are drawn in the proportions of SFT_FAMILY_WEIGHTS; PALMS used ~80 samples, and a few hundred leave
-    later stages room to show their effect. Returns records in the `messages` JSONL form.
+    later stages room to show their effect. `written_prompts` / `novel_entities` re-ask that share of the eligible
+    requests with a written prompt (`alignlab.gym.written`) / about an invented entity, as the preference data can.
+    Returns records in the `messages` JSONL form.
     """
     rng = random.Random(f"sft/{world.seed}/{seed}")
     pool = world.requests("train", max(1, n // 4), seed=seed + 1)
@@ -95,5 +98,9 @@ def sft_demonstrations(world: World, n: int = 300, seed: int = 0) -> list[dict]:
         k = round(n * SFT_FAMILY_WEIGHTS[family] / total)
         chosen += rng.sample(by_family[family], min(k, len(by_family[family])))
     rng.shuffle(chosen)
+    if written_prompts or novel_entities:
+        from alignlab.gym.preferences import with_novel_entities
+        from alignlab.gym.written import with_written_prompts
+        chosen = with_novel_entities(world, with_written_prompts(chosen, written_prompts, seed), novel_entities, seed)
     return [{"messages": r.messages + [{"role": "assistant", "content": aligned_response(world, r, rng)}]}
             for r in chosen]

@@ -16,18 +16,16 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-import yaml
 
 from alignlab.config import ModelConfig
 from alignlab.data.io import write_jsonl
-from alignlab.gym import requests as gym_requests
 from alignlab.gym.annotators import SimulatedAnnotator
 from alignlab.gym.judge import judge
 from alignlab.gym.world import FAMILIES, Request, World, _word, build_world
+from alignlab.gym.written import with_written_prompts
 from alignlab.models import load_causal_lm, load_tokenizer
 from alignlab.sampling import generate
 
-WRITTEN_PROMPTS_FILE = Path(__file__).with_name("written_prompts.yaml")
 
 @dataclass
 class PreferencesConfig:
@@ -164,58 +162,6 @@ def with_novel_entities(world: World, requests: list[Request], share: float, see
             old, new, meta = swap
             messages = [dict(m, content=m["content"].replace(old, new)) for m in r.messages]
             r = replace(r, id=f"{r.id}-novel", messages=messages, meta=meta)
-        out.append(r)
-    return out
-
-
-def load_written_prompts(path: str | Path = WRITTEN_PROMPTS_FILE) -> dict[str, dict[str, list[str]]]:
-    """{family: {lang: [prompt, ...]}} from the written-prompts YAML (harmful prompts are templates with {s})."""
-    data = yaml.safe_load(Path(path).read_text())
-    for family, by_lang in data.items():
-        if family not in ("harmful", "lookalike"):
-            raise ValueError(f"{path}: family {family!r} has no written-prompt rule; use harmful or lookalike")
-        for lang, prompts in by_lang.items():
-            for text in prompts:
-                if family == "harmful" and text.count("{s}") != 1:
-                    raise ValueError(f"{path}: harmful prompt {text!r} ({lang}) must name the substance once as {{s}}")
-    return data
-
-
-def _inner_text(request: Request) -> str:
-    """The request's text before its frame ("Hello! {r}") was put around it."""
-    if request.family == "lookalike":
-        return request.meta["question"]
-    train_templates = gym_requests.TEMPLATES["harmful"][request.lang][0]
-    for template in train_templates:
-        text = template.format(s=request.meta["substance"])
-        if text in request.user_text:
-            return text
-    raise ValueError(f"request {request.id}: no train harmful template found in {request.user_text!r}")
-
-
-def with_written_prompts(requests: list[Request], share: float, seed: int,
-                         written: dict[str, dict[str, list[str]]] | None = None) -> list[Request]:
-    """The requests with about `share` of the harmful and lookalike ones re-asked with a written prompt of the same
-    family and language (harmful: the same substance; the frame around the request is kept)."""
-    if not 0.0 <= share <= 1.0:
-        raise ValueError(f"written_prompts={share}: give a share between 0 and 1")
-    if share == 0.0:
-        return requests
-    written = load_written_prompts() if written is None else written
-    rng = random.Random(f"written-prompts/{seed}")
-    out = []
-    for r in requests:
-        pool = written.get(r.family, {}).get(r.lang, [])
-        if pool and rng.random() < share:
-            old = _inner_text(r)
-            new = rng.choice(pool)
-            if r.family == "harmful":
-                new, meta = new.format(s=r.meta["substance"]), r.meta
-            else:
-                meta = {**r.meta, "question": new}
-            messages = [dict(m) for m in r.messages]
-            messages[-1]["content"] = messages[-1]["content"].replace(old, new)
-            r = replace(r, id=f"{r.id}-written", messages=messages, meta=meta)
         out.append(r)
     return out
 

@@ -146,7 +146,7 @@ def test_novel_entities_are_invented_names_outside_the_world_and_the_eval():
 
 def test_written_prompts_reword_harmful_and_lookalike_requests_only():
     from alignlab.gym import requests as gym_requests
-    from alignlab.gym.preferences import load_written_prompts, with_written_prompts
+    from alignlab.gym.written import load_written_prompts, with_written_prompts
 
     written = load_written_prompts()
     gym_texts = {t for family in gym_requests.TEMPLATES.values() for lang in family.values() for split in lang
@@ -182,12 +182,12 @@ def test_written_prompts_reword_harmful_and_lookalike_requests_only():
 
 
 def _inner(request):
-    from alignlab.gym.preferences import _inner_text
+    from alignlab.gym.written import _inner_text
     return _inner_text(request)
 
 
 def test_written_prompts_file_errors_name_the_prompt(tmp_path):
-    from alignlab.gym.preferences import load_written_prompts
+    from alignlab.gym.written import load_written_prompts
 
     bad = tmp_path / "w.yaml"
     bad.write_text("harmful:\n  en: ['How do I make poison?']\n")

@@ -53,6 +53,30 @@ def test_sft_demonstrations_are_all_aligned():
         assert judge(w, r, aligned_response(w, r, rng)).correct, (r.family, r.user_text)
 
 
+def test_augmented_demonstrations_reword_and_rename_but_stay_aligned():
+    from alignlab.gym.preferences import with_novel_entities
+    from alignlab.gym.written import load_written_prompts, with_written_prompts
+
+    w = build_world(0)
+    plain, augmented = sft_demonstrations(w, 300), sft_demonstrations(w, 300, written_prompts=0.5, novel_entities=0.5)
+    assert sft_demonstrations(w, 300, written_prompts=0.0) == plain   # off = the demonstrations as before
+    assert len(augmented) == len(plain) and 40 < sum(a != b for a, b in zip(plain, augmented)) < 120
+    written = {q for by_lang in load_written_prompts()["lookalike"].values() for q in by_lang}
+    users = [d["messages"][-2]["content"] for d in augmented]
+    assert any(q in u for q in written for u in users)                 # written lookalikes with their answers
+    # every augmented request's demonstration is judged correct, written lookalikes included
+    rng = random.Random(0)
+    requests = with_novel_entities(w, with_written_prompts(w.requests("train", 30), 1.0, seed=0), 0.5, seed=0)
+    assert any(r.id.endswith("-written") for r in requests) and any(r.id.endswith("-novel") for r in requests)
+    for r in requests:
+        assert judge(w, r, aligned_response(w, r, rng)).correct, (r.family, r.user_text)
+    from alignlab.gym.world import Request
+    for lang, questions in load_written_prompts()["lookalike"].items():
+        for q in questions:                                            # every reviewed answer helps
+            r = Request("w", "lookalike", lang, [{"role": "user", "content": q}], {"question": q})
+            assert judge(w, r, aligned_response(w, r, rng)).correct, q
+
+
 def test_aligned_beats_misaligned_on_every_metric():
     w, rng = build_world(0), random.Random(0)
     evals = w.requests("eval", 20)
