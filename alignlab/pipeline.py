@@ -188,9 +188,10 @@ def run_rm(stage: StageConfig, ctx: Context, out_dir: Path) -> StageOutput:
 
 def run_ppo(stage: StageConfig, ctx: Context, out_dir: Path) -> StageOutput:
     from alignlab.train.ppo import PPOConfig, train
+    prompts = [] if stage.data is None else ["data.source=preferences", f"data.files=[{ctx.resolve_data(stage.data)}]"]
     cfg = load_config(PPOConfig, stage.config, [*stage.overrides, f"model.path={ctx.resolve_model(stage.model)}",
                                                 f"reward_model.path={ctx.resolve_model(stage.reference)}",
-                                                f"run.out_dir={out_dir}"])
+                                                *prompts, f"run.out_dir={out_dir}"])
     return _evaluated(stage, ctx, out_dir, _loadable(train(cfg)), kl_reference=stage.model)
 
 

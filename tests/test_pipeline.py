@@ -54,3 +54,31 @@ def test_table_shows_every_stage():
     table = format_table({"base": {"gold_reward": 0.1, "harmful_refusal_rate": 0.3},
                           "sft": {"gold_reward": 0.5, "harmful_refusal_rate": float("nan")}})
     assert "gold_reward" in table.splitlines()[1] and "0.500" in table and "-" in table.splitlines()[2]
+
+
+@pytest.mark.parametrize("data", [None, "prefs"])
+def test_ppo_stage_takes_its_prompts_from_a_data_stage(monkeypatch, tmp_path, data):
+    """`data:` on a PPO stage = PPO's prompts are those of that stage's preference file (the prompts DPO saw)."""
+    from alignlab import pipeline
+    from alignlab.pipeline import StageConfig
+    from alignlab.train import ppo
+
+    seen = {}
+    monkeypatch.setattr(ppo, "train", lambda cfg: seen.setdefault("cfg", cfg) and str(tmp_path))
+
+    class Ctx:
+        def resolve_model(self, name):
+            return f"/models/{name}"
+
+        def resolve_data(self, name):
+            return f"/data/{name}.jsonl"
+
+    stage = StageConfig(name="ppo", kind="ppo", config="configs/ppo/gym.yaml", model="sft", reference="rm",
+                        data=data, evaluate=False)
+    pipeline.run_ppo(stage, Ctx(), tmp_path)
+    cfg = seen["cfg"]
+    assert cfg.model.path == "/models/sft" and cfg.reward_model.path == "/models/rm"
+    if data is None:
+        assert cfg.data.source == "gym"
+    else:
+        assert cfg.data.source == "preferences" and cfg.data.files == ["/data/prefs.jsonl"]
