@@ -217,7 +217,7 @@ def write_preferences(cfg: PreferencesConfig) -> Path:
             skipped_ties += 1
             continue
         about = {"annotator": annotator.annotator_id, "k": cfg.k, "request_id": request.id,
-                 "family": request.family, "lang": request.lang}
+                 "family": request.family, "lang": request.lang, "gym_meta": request.meta}
         rankings.append({"prompt": request.messages, "responses": distinct, "ranks": ranks, **about})
         for better, worse in ranking_pairs(ranks, cfg.pairs):
             pairs.append({"prompt": request.messages, "chosen": distinct[better], "rejected": distinct[worse],

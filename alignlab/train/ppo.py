@@ -54,7 +54,8 @@ class RewardModelRef:
 @dataclass
 class PromptDataConfig:
     source: Literal["gym", "preferences"] = "gym"
-    """gym: train-split gym requests (the gold judge scores every rollout); preferences: the prompts of files."""
+    """gym: train-split gym requests (the gold judge scores every rollout); preferences: the prompts of files (a
+    file from `alignlab gym preferences` carries each request's gold-judge facts, so its rollouts are scored too)."""
     files: list[str] = field(default_factory=list)
     """Preference JSONL files whose prompts are used (source: preferences)."""
     gym_per_family: int = 32
@@ -176,8 +177,17 @@ def load_prompts(cfg: PromptDataConfig):
         return [r.messages for r in requests], world, requests
     if not cfg.files:
         raise ConfigError("data.files is empty; give preference JSONL files whose prompts PPO uses, or data.source=gym")
-    unique = {json.dumps(p.prompt, sort_keys=True): p.prompt for path in cfg.files for p in read_preferences(path)}
-    return list(unique.values()), None, None
+    unique = {json.dumps(p.prompt, sort_keys=True): p for path in cfg.files for p in read_preferences(path)}
+    pairs = list(unique.values())
+    if pairs and all("gym_meta" in p.meta and "family" in p.meta for p in pairs):
+        # a file written by `alignlab gym preferences`: its records say what the gold judge needs, so the gym's
+        # gold reward is logged for these prompts too
+        from alignlab.gym.evaluate import WORLD_SEED
+        from alignlab.gym.world import Request, build_world
+        requests = [Request(p.meta.get("request_id", str(i)), p.meta["family"], p.meta.get("lang", "en"),
+                            list(p.prompt), p.meta["gym_meta"]) for i, p in enumerate(pairs)]
+        return [p.prompt for p in pairs], build_world(WORLD_SEED), requests
+    return [p.prompt for p in pairs], None, None
 
 
 def spo_scores(reward_model: RewardModel, group_size: int):

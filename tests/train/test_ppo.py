@@ -177,3 +177,27 @@ def test_config_errors_name_the_keys(tiny_lm, tiny_rm, tmp_path):
         ppo.train(config(tiny_lm, tiny_rm, tmp_path, "advantage=grpo", "samples_per_prompt=1"))
     with pytest.raises(ConfigError, match="micro_batch_size"):
         ppo.train(config(tiny_lm, tiny_rm, tmp_path, "minibatch_size=4", "micro_batch_size=3"))
+
+
+def test_prompts_from_a_gym_preference_file_keep_the_gold_judge(tmp_path):
+    """A file from `alignlab gym preferences` carries each request's gold-judge facts: PPO on its prompts can still
+    log the gold reward; a file without them (people's labels) gives prompts only."""
+    from alignlab.data.io import write_jsonl
+    from alignlab.gym.judge import judge
+    from alignlab.gym.world import build_world
+    from alignlab.train.ppo import PromptDataConfig, load_prompts
+
+    world = build_world(0)
+    requests = world.requests("train", 2)
+    records = [{"prompt": r.messages, "chosen": "I can't help with that.", "rejected": "Sure.", "request_id": r.id,
+                "family": r.family, "lang": r.lang, "gym_meta": r.meta} for r in requests]
+    gym_file = write_jsonl(tmp_path / "gym.jsonl", records + records[:3])           # repeated prompts count once
+    prompts, got_world, got = load_prompts(PromptDataConfig(source="preferences", files=[str(gym_file)]))
+    assert len(prompts) == len(got) == len(requests) and got_world is not None
+    for original, rebuilt, prompt in zip(requests, got, prompts):
+        assert rebuilt.messages == prompt
+        for answer in ("I can't help with that.", "Sure.", "I don't know the answer to that."):
+            assert judge(world, rebuilt, answer).reward == judge(world, original, answer).reward
+    plain = write_jsonl(tmp_path / "people.jsonl", [{k: v for k, v in r.items() if k != "gym_meta"} for r in records])
+    prompts, got_world, got = load_prompts(PromptDataConfig(source="preferences", files=[str(plain)]))
+    assert len(prompts) == len(requests) and got_world is None and got is None
