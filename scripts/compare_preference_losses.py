@@ -63,7 +63,8 @@ def table(metrics: dict[str, dict], greedy: bool = False) -> str:
     for name in names:
         m = metrics[name]["greedy"] | {k: metrics[name].get(k) for k in ("kl_to_sft", "train_seconds")} \
             if greedy else metrics[name]
-        lines.append(f"| {name} | " + " | ".join(cell(m.get(key)) for key, _ in COLUMNS) + " |")
+        lines.append(f"| {name} | " + " | ".join(cell(m.get(key)) if key != "train_seconds" or m.get(key) is None
+                                                 else f"{m[key]:.0f}" for key, _ in COLUMNS) + " |")
     return "\n".join(lines)
 
 
