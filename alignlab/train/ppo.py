@@ -93,7 +93,8 @@ class OnlineConfig:
     every: int = 0
     """Collect fresh comparisons every this many iterations (0 = off) and continue training the reward model."""
     prompts: int = 32
-    """Gym requests per collection; two policy samples each are compared by an annotator."""
+    """Gym requests per collection (from PPO's own prompts: the gym's, or those of a gym preference file); two
+    policy samples each are compared by an annotator."""
     annotators: int = 4
     """Simulated annotators (round robin) when train() is not given its own."""
     agreement: float = 0.9
@@ -268,6 +269,9 @@ def train(cfg: PPOConfig, annotators: list | None = None) -> Path:
     critic = make_critic(cfg, reward_model, tokenizer, device)
     trained = nn.ModuleDict({"policy": policy} | ({"critic": critic} if critic is not None else {}))
     prompts, world, requests = load_prompts(cfg.data)
+    if cfg.online.every and requests is None:
+        raise ConfigError("online.every > 0 has the gym's annotators compare samples, which needs gym requests: set "
+                          "data.source=gym, or give data.files written by `alignlab gym preferences`")
     score = (reward_model.score if cfg.reward == "rm" else spo_scores(reward_model, cfg.samples_per_prompt))
     kl_ctl = (AdaptiveKLController(cfg.kl.beta, cfg.kl.target, cfg.kl.horizon) if cfg.kl.adaptive
               else FixedKLController(cfg.kl.beta))
@@ -353,8 +357,6 @@ def check(cfg: PPOConfig) -> None:
     if (cfg.advantage != "gae" or cfg.reward == "spo") and cfg.samples_per_prompt < 2:
         raise ConfigError(f"advantage={cfg.advantage} / reward={cfg.reward} compare the samples of a prompt: set "
                           f"samples_per_prompt ≥ 2 (it is {cfg.samples_per_prompt})")
-    if cfg.online.every and cfg.data.source != "gym":
-        raise ConfigError("online.every > 0 collects comparisons from the gym's annotators: set data.source=gym")
 
 
 def make_critic(cfg: PPOConfig, reward_model: RewardModel, tokenizer, device) -> RewardModel | None:

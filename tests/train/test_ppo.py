@@ -201,3 +201,24 @@ def test_prompts_from_a_gym_preference_file_keep_the_gold_judge(tmp_path):
     plain = write_jsonl(tmp_path / "people.jsonl", [{k: v for k, v in r.items() if k != "gym_meta"} for r in records])
     prompts, got_world, got = load_prompts(PromptDataConfig(source="preferences", files=[str(plain)]))
     assert len(prompts) == len(requests) and got_world is None and got is None
+
+
+def test_online_loop_and_gold_reward_on_a_gym_preference_file(tiny_lm, tiny_rm, tmp_path):
+    """PPO on the prompts of a gym preference file logs the gold reward and can run the online loop on them; on a
+    file without the gym's facts (people's labels) the online loop is refused with a message that says why."""
+    from alignlab.config import ConfigError
+    from alignlab.data.io import write_jsonl
+    from alignlab.gym.world import build_world
+
+    requests = build_world(0).requests("train", 1)
+    records = [{"prompt": r.messages, "chosen": "I can't help with that.", "rejected": "Sure.", "request_id": r.id,
+                "family": r.family, "lang": r.lang, "gym_meta": r.meta} for r in requests]
+    gym_file = write_jsonl(tmp_path / "gym.jsonl", records)
+    ppo.train(config(tiny_lm, tiny_rm, tmp_path / "run", "data.source=preferences", f"data.files=[{gym_file}]",
+                     "online.every=2", "online.prompts=4", "online.rm_steps=2"))
+    log = metrics(tmp_path / "run")
+    assert all("gold_reward" in row for row in log) and "online_comparisons" in log[1]
+    plain = write_jsonl(tmp_path / "people.jsonl", [{k: v for k, v in r.items() if k != "gym_meta"} for r in records])
+    with pytest.raises(ConfigError, match="needs gym requests"):
+        ppo.train(config(tiny_lm, tiny_rm, tmp_path / "run2", "data.source=preferences", f"data.files=[{plain}]",
+                         "online.every=2"))
