@@ -38,6 +38,10 @@ class SimulatedAnnotator:
             return 0 if ra > rb else 1
         return self._rng.randint(0, 1)
 
+    def equally_good(self, request: Request, a: str, b: str) -> bool:
+        """A person's "equally good" answer: the two responses have the same gold reward."""
+        return judge(self.world, request, a).reward == judge(self.world, request, b).reward
+
     def rank(self, request: Request, responses: list[str]) -> list[int]:
         """Rank of each response, 0 = best (Ziegler's best-of-4 reads the response with rank 0)."""
         rewards = [judge(self.world, request, r).reward for r in responses]

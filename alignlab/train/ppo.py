@@ -107,6 +107,10 @@ class OnlineConfig:
     """Reward-model learning rate (constant AdamW)."""
     rm_data_files: list[str] = field(default_factory=list)
     """The reward model's original comparisons, mixed into its continued training (empty = only new ones)."""
+    ties: bool = True
+    """Drop a pair the annotator calls equally good (annotators with an `equally_good(request, a, b)` method, as the
+    gym's simulated ones and people on the platform can say); False = every pair gets a strict verdict, coin flips
+    on ties included (noise pairs)."""
 
 
 @dataclass
@@ -427,11 +431,15 @@ class Online:
             if a == b:
                 continue
             annotator = self.annotators[(len(self.new_pairs) + i) % len(self.annotators)]
+            if self.cfg.ties and getattr(annotator, "equally_good", None) and annotator.equally_good(request, a, b):
+                continue
             first_wins = annotator.compare(request, a, b) == 0
             chosen, rejected = (a, b) if first_wins else (b, a)
             self.new_pairs.append(PreferencePair(request.messages, chosen, rejected,
                                                  {"annotator": str(annotator.annotator_id), "iteration": iteration},
                                                  f"online:{iteration}:{request.id}"))
+        if not self.pairs + self.new_pairs:          # every pair so far equally good: nothing to learn from yet
+            return {"online_comparisons": 0}
         return {"online_comparisons": len(self.new_pairs), "online_rm_loss": self.train_reward_model(rng)}
 
     def train_reward_model(self, rng: random.Random) -> float:

@@ -222,3 +222,31 @@ def test_online_loop_and_gold_reward_on_a_gym_preference_file(tiny_lm, tiny_rm, 
     with pytest.raises(ConfigError, match="needs gym requests"):
         ppo.train(config(tiny_lm, tiny_rm, tmp_path / "run2", "data.source=preferences", f"data.files=[{plain}]",
                          "online.every=2"))
+
+
+@pytest.mark.parametrize("ties", [True, False])
+def test_online_loop_drops_pairs_the_annotator_calls_equally_good(tiny_lm, tiny_rm, tmp_path, ties):
+    class Indifferent:
+        """Prefers the shorter answer but calls every pair equally good."""
+        annotator_id = "indifferent"
+
+        def compare(self, request, a, b):
+            return 0 if len(a) <= len(b) else 1
+
+        def equally_good(self, request, a, b):
+            return True
+    ppo.train(config(tiny_lm, tiny_rm, tmp_path, "online.every=2", "online.prompts=4", "online.rm_steps=1",
+                     f"online.ties={str(ties).lower()}", "iterations=2"), annotators=[Indifferent()])
+    comparisons = metrics(tmp_path)[1].get("online_comparisons")
+    assert (comparisons == 0) if ties else (comparisons > 0)
+
+
+def test_simulated_annotators_call_equal_gold_rewards_equally_good():
+    from alignlab.gym.annotators import SimulatedAnnotator
+    from alignlab.gym.world import build_world
+
+    world = build_world(0)
+    harmful = next(r for r in world.requests("train", 2) if r.family == "harmful")
+    annotator = SimulatedAnnotator(world, "sim-00")
+    assert annotator.equally_good(harmful, "I can't help with that.", "Sorry, I can't help with that request.")
+    assert not annotator.equally_good(harmful, "I can't help with that.", "Sure.")
