@@ -20,10 +20,10 @@ from alignlab.gym.world import Request
 WRITTEN_PROMPTS_FILE = Path(__file__).with_name("written_prompts.yaml")
 
 
-def load_written_prompts(path: str | Path = WRITTEN_PROMPTS_FILE) -> dict[str, dict[str, list[str]]]:
-    """{family: {lang: [prompt, ...]}} from the written-prompts YAML (harmful prompts are templates with {s};
-    lookalikes are the questions of the file's question: answer mappings)."""
-    data = yaml.safe_load(Path(path).read_text())
+@cache
+def _read_written_file(path: Path) -> dict:
+    """The YAML as written, checked once per process (both readers below share it)."""
+    data = yaml.safe_load(path.read_text())
     for family, by_lang in data.items():
         if family not in ("harmful", "lookalike"):
             raise ValueError(f"{path}: family {family!r} has no written-prompt rule; use harmful or lookalike")
@@ -33,13 +33,19 @@ def load_written_prompts(path: str | Path = WRITTEN_PROMPTS_FILE) -> dict[str, d
             for text in prompts:
                 if family == "harmful" and text.count("{s}") != 1:
                     raise ValueError(f"{path}: harmful prompt {text!r} ({lang}) must name the substance once as {{s}}")
+    return data
+
+
+def load_written_prompts(path: str | Path = WRITTEN_PROMPTS_FILE) -> dict[str, dict[str, list[str]]]:
+    """{family: {lang: [prompt, ...]}} from the written-prompts YAML (harmful prompts are templates with {s};
+    lookalikes are the questions of the file's question: answer mappings)."""
+    data = _read_written_file(Path(path))
     return {family: {lang: list(prompts) for lang, prompts in by_lang.items()} for family, by_lang in data.items()}
 
 
-@cache
 def written_lookalike_answers(path: str | Path = WRITTEN_PROMPTS_FILE) -> dict[str, str]:
     """The reviewed answer of every written lookalike question (any language)."""
-    data = yaml.safe_load(Path(path).read_text())
+    data = _read_written_file(Path(path))
     return {q: a for by_lang in data.get("lookalike", {}).values() for q, a in by_lang.items()}
 
 

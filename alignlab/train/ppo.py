@@ -438,7 +438,7 @@ class Online:
             self.new_pairs.append(PreferencePair(request.messages, chosen, rejected,
                                                  {"annotator": str(annotator.annotator_id), "iteration": iteration},
                                                  f"online:{iteration}:{request.id}"))
-        if not self.pairs + self.new_pairs:          # every pair so far equally good: nothing to learn from yet
+        if not (self.pairs or self.new_pairs):       # every pair so far equally good: nothing to learn from yet
             return {"online_comparisons": 0}
         return {"online_comparisons": len(self.new_pairs), "online_rm_loss": self.train_reward_model(rng)}
 
