@@ -131,8 +131,14 @@ class PPOConfig:
     """Response length limit in tokens."""
     missing_eos_penalty: float = 0.0
     """Subtracted from the score of responses cut at max_new_tokens (Ziegler penalised unfinished answers)."""
-    reward: Literal["rm", "spo"] = "rm"
-    """rm: normalised reward-model score; spo: win rate against the prompt's other samples (Swamy et al. 2024)."""
+    reward: Literal["rm", "spo", "gold"] = "rm"
+    """rm: normalised reward-model score; spo: win rate against the prompt's other samples (Swamy et al. 2024);
+    gold: the gym's gold judge itself, gold_scale·(gold reward − ½) — what a perfect reward model would give, to
+    tell the reward model's errors from the RL's (Gao et al. 2022's gold-RM setting; gym prompts only; the reward
+    model still seeds the critic when critic_init=reward_model)."""
+    gold_scale: float = 3.0
+    """reward=gold: the factor on the gold reward (in [−1, 1], ½ at the SFT model's usual mean), about a normalised
+    reward model's spread so that kl.beta means the same."""
     advantage: Literal["gae", "rloo", "grpo"] = "gae"
     """gae: PPO with a critic; rloo/grpo: critic-free group baselines on score − β·KL per sequence."""
     critic_init: Literal["reward_model", "policy"] = "reward_model"
@@ -193,6 +199,17 @@ def load_prompts(cfg: PromptDataConfig):
                             list(p.prompt), p.meta["gym_meta"]) for i, p in enumerate(pairs)]
         return [p.prompt for p in pairs], build_world(WORLD_SEED), requests
     return [p.prompt for p in pairs], None, None
+
+
+def gold_scores(world, requests, scale: float):
+    """The gym's gold judge as the score: scale·(gold reward − ½) per (prompt, response), (N,)."""
+    from alignlab.gym.judge import judge
+    request_of = {json.dumps(r.messages, sort_keys=True): r for r in requests}
+
+    def score(prompts: list[Prompt], responses: list[str]) -> Tensor:
+        return torch.tensor([scale * (judge(world, request_of[json.dumps(p, sort_keys=True)], text).reward - 0.5)
+                             for p, text in zip(prompts, responses)])
+    return score
 
 
 def spo_scores(reward_model: RewardModel, group_size: int):
@@ -276,7 +293,15 @@ def train(cfg: PPOConfig, annotators: list | None = None) -> Path:
     if cfg.online.every and requests is None:
         raise ConfigError("online.every > 0 has the gym's annotators compare samples, which needs gym requests: set "
                           "data.source=gym, or give data.files written by `alignlab gym preferences`")
-    score = (reward_model.score if cfg.reward == "rm" else spo_scores(reward_model, cfg.samples_per_prompt))
+    if cfg.reward == "gold":
+        if requests is None:
+            raise ConfigError("reward=gold scores rollouts with the gym's gold judge, which needs gym requests: set "
+                              "data.source=gym, or give data.files written by `alignlab gym preferences`")
+        score = gold_scores(world, requests, cfg.gold_scale)
+    elif cfg.reward == "spo":
+        score = spo_scores(reward_model, cfg.samples_per_prompt)
+    else:
+        score = reward_model.score
     kl_ctl = (AdaptiveKLController(cfg.kl.beta, cfg.kl.target, cfg.kl.horizon) if cfg.kl.adaptive
               else FixedKLController(cfg.kl.beta))
     k, B = cfg.samples_per_prompt, cfg.prompts_per_iteration * cfg.samples_per_prompt
@@ -472,7 +497,8 @@ class Online:
 
 USAGE = """usage: alignlab ppo CONFIG [key=value ...]
 
-RLHF against a reward model: PPO with GAE, or RLOO/GRPO (advantage=rloo|grpo), or self-play rewards (reward=spo).
+RLHF against a reward model: PPO with GAE, or RLOO/GRPO (advantage=rloo|grpo), or self-play rewards (reward=spo);
+reward=gold optimises the gym's gold judge itself (the ceiling of a perfect reward model).
 CONFIG is a YAML file (e.g. configs/ppo/gym.yaml); key=value pairs override it, e.g.
   model.path=runs/sft/model reward_model.path=runs/rm/model run.out_dir=runs/ppo kl.target=4"""
 

@@ -224,6 +224,21 @@ def test_online_loop_and_gold_reward_on_a_gym_preference_file(tiny_lm, tiny_rm, 
                          "online.every=2"))
 
 
+def test_gold_reward_scores_rollouts_with_the_gym_judge(tiny_lm, tiny_rm, tmp_path):
+    """reward=gold: the rollouts' scores are gold_scale·(gold reward − ½), the judge's verdicts; refused without
+    gym requests."""
+    from alignlab.config import ConfigError
+    from alignlab.data.io import write_jsonl
+
+    ppo.train(config(tiny_lm, tiny_rm, tmp_path / "run", "reward=gold", "gold_scale=2", "iterations=2"))
+    for row in metrics(tmp_path / "run"):
+        assert row["rm_score"] == pytest.approx(2 * (row["gold_reward"] - 0.5), abs=1e-5)
+    people = write_jsonl(tmp_path / "people.jsonl", [{"prompt": p, "chosen": "a", "rejected": "b"} for p in PROMPTS])
+    with pytest.raises(ConfigError, match="reward=gold"):
+        ppo.train(config(tiny_lm, tiny_rm, tmp_path / "run2", "reward=gold", "data.source=preferences",
+                         f"data.files=[{people}]"))
+
+
 @pytest.mark.parametrize("ties", [True, False])
 def test_online_loop_drops_pairs_the_annotator_calls_equally_good(tiny_lm, tiny_rm, tmp_path, ties):
     class Indifferent:
