@@ -107,6 +107,10 @@ class OnlineConfig:
     """Reward-model learning rate (constant AdamW)."""
     rm_data_files: list[str] = field(default_factory=list)
     """The reward model's original comparisons, mixed into its continued training (empty = only new ones)."""
+    against: Literal["policy", "reference"] = "policy"
+    """What each policy sample is compared with: a second policy sample (Ziegler's collection), or a sample of the
+    frozen reference (SFT) model — where the policy's samples have all drifted to the same answer (a refusal, an
+    "I don't know") two of them are a tie and teach nothing; against the reference they carry the signal."""
     ties: bool = True
     """Drop a pair the annotator calls equally good (annotators with an `equally_good(request, a, b)` method, as the
     gym's simulated ones and people on the platform can say); False = every pair gets a strict verdict, coin flips
@@ -362,7 +366,7 @@ def train(cfg: PPOConfig, annotators: list | None = None) -> Path:
             by_prompt = [requests[i] for i in indices for _ in range(k)]
             gold["gold_reward"] = sum(judge(world, r, t).reward for r, t in zip(by_prompt, rollout.responses)) / B
         if online is not None and iteration % cfg.online.every == 0:
-            gold.update(online.collect_and_train(policy, tokenizer, iteration))
+            gold.update(online.collect_and_train(policy, reference, tokenizer, iteration))
         run.log(iteration, kl=seq_kl.mean(), beta=beta, rm_score=rollout.scores.mean(), reward=(scores - beta * seq_kl),
                 response_length=mask.sum(1), ended=rollout.ended.float(), lr=scheduler.get_last_lr()[0],
                 episodes_per_s=B / run.elapsed(), **sums, **gold)
@@ -429,8 +433,8 @@ def save_checkpoint(run: Run, iteration: int, trained: nn.Module, optimizer, sch
 
 
 class Online:
-    """Ziegler's online data collection: sample pairs from the current policy on gym requests, have annotators
-    compare them, add the comparisons to the reward model's data and continue training it (Bradley–Terry).
+    """Ziegler's online data collection: sample pairs from the current policy (or one policy sample and one of the
+    reference model, `online.against`) on gym requests, have annotators compare them, add the comparisons to the reward model's data and continue training it (Bradley–Terry).
     The reward model's normalisation statistics are kept, so scores stay on the scale β was tuned for."""
 
     def __init__(self, cfg: PPOConfig, world, requests, reward_model: RewardModel, annotators, run: Run):
@@ -444,14 +448,23 @@ class Online:
         self.new_pairs: list[PreferencePair] = []
         self.optimizer = torch.optim.AdamW(reward_model.parameters(), lr=cfg.online.rm_lr)
 
-    def collect_and_train(self, policy, tokenizer, iteration: int) -> dict[str, float]:
+    def collect_and_train(self, policy, reference, tokenizer, iteration: int) -> dict[str, float]:
         from alignlab.sampling import generate
         rng = random.Random(f"online/{self.seed}/{iteration}")
         requests = rng.sample(self.requests, min(self.cfg.prompts, len(self.requests)))
+        messages, seed = [r.messages for r in requests], self.seed * 7919 + iteration
         policy.eval()
-        samples = generate(policy, tokenizer, [r.messages for r in requests], max_new_tokens=self.max_new_tokens,
-                           temperature=1.0, num_samples=2, seed=self.seed * 7919 + iteration, batch_size=64)
+        if self.cfg.against == "policy":
+            samples = generate(policy, tokenizer, messages, max_new_tokens=self.max_new_tokens, temperature=1.0,
+                               num_samples=2, seed=seed, batch_size=64)
+        else:
+            ours, theirs = (generate(model, tokenizer, messages, max_new_tokens=self.max_new_tokens, temperature=1.0,
+                                     seed=seed, batch_size=64) for model in (policy, reference))
+            # which one is shown first is drawn, so an annotator's position bias favours neither model
+            policy_first = [rng.random() < 0.5 for _ in requests]
+            samples = [(a[0], b[0]) if first else (b[0], a[0]) for a, b, first in zip(ours, theirs, policy_first)]
         policy.train()
+        policy_wins = []                                # against=reference: did the policy's sample win?
         for i, (request, (a, b)) in enumerate(zip(requests, samples)):
             if a == b:
                 continue
@@ -460,12 +473,17 @@ class Online:
                 continue
             first_wins = annotator.compare(request, a, b) == 0
             chosen, rejected = (a, b) if first_wins else (b, a)
+            if self.cfg.against == "reference":
+                policy_wins.append(first_wins == policy_first[i])
             self.new_pairs.append(PreferencePair(request.messages, chosen, rejected,
                                                  {"annotator": str(annotator.annotator_id), "iteration": iteration},
                                                  f"online:{iteration}:{request.id}"))
-        if not (self.pairs or self.new_pairs):       # every pair so far equally good: nothing to learn from yet
-            return {"online_comparisons": 0}
-        return {"online_comparisons": len(self.new_pairs), "online_rm_loss": self.train_reward_model(rng)}
+        stats = {"online_comparisons": len(self.new_pairs)}
+        if policy_wins:
+            stats["online_policy_win_rate"] = sum(policy_wins) / len(policy_wins)
+        if self.pairs or self.new_pairs:             # else every pair so far equally good: nothing to learn from yet
+            stats["online_rm_loss"] = self.train_reward_model(rng)
+        return stats
 
     def train_reward_model(self, rng: random.Random) -> float:
         data = self.pairs + self.new_pairs

@@ -256,6 +256,36 @@ def test_online_loop_drops_pairs_the_annotator_calls_equally_good(tiny_lm, tiny_
     assert (comparisons == 0) if ties else (comparisons > 0)
 
 
+def test_online_loop_against_the_reference_pairs_a_policy_sample_with_a_reference_sample(tiny_lm, tiny_rm, tmp_path,
+                                                                                         monkeypatch):
+    """online.against=reference: every comparison is one sample of the policy (the trained model) against one of
+    the frozen reference, in both orders; the policy's win rate is logged. Against the policy, two samples of a
+    policy that always says the same thing are one answer twice: no comparison."""
+    import alignlab.sampling
+
+    def tagged(model, tokenizer, prompts, *, num_samples=1, **kwargs):
+        tag = "policy" if any(p.requires_grad for p in model.parameters()) else "reference"
+        return [[tag] * num_samples for _ in prompts]
+    monkeypatch.setattr(alignlab.sampling, "generate", tagged)
+
+    class PrefersReference:
+        annotator_id = "ref-fan"
+        shown: list[tuple[str, str]] = []
+
+        def compare(self, request, a, b):
+            self.shown.append((a, b))
+            return 0 if a == "reference" else 1
+    ppo.train(config(tiny_lm, tiny_rm, tmp_path / "ref", "online.every=1", "online.prompts=4", "online.rm_steps=1",
+                     "online.against=reference", "iterations=2"), annotators=[PrefersReference()])
+    log = metrics(tmp_path / "ref")
+    assert sorted(set(PrefersReference.shown)) == [("policy", "reference"), ("reference", "policy")]
+    assert len(PrefersReference.shown) == 8 and log[1]["online_comparisons"] == 8
+    assert log[0]["online_policy_win_rate"] == 0.0
+    ppo.train(config(tiny_lm, tiny_rm, tmp_path / "self", "online.every=1", "online.prompts=4", "online.rm_steps=1",
+                     "iterations=1"), annotators=[PrefersReference()])
+    assert metrics(tmp_path / "self")[0]["online_comparisons"] == 0 and len(PrefersReference.shown) == 8
+
+
 def test_simulated_annotators_call_equal_gold_rewards_equally_good():
     from alignlab.gym.annotators import SimulatedAnnotator
     from alignlab.gym.world import build_world
