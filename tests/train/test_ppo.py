@@ -286,6 +286,26 @@ def test_online_loop_against_the_reference_pairs_a_policy_sample_with_a_referenc
     assert metrics(tmp_path / "self")[0]["online_comparisons"] == 0 and len(PrefersReference.shown) == 8
 
 
+def test_exported_checkpoint_is_the_policy_of_a_run_stopped_there(tiny_lm, tiny_rm, tmp_path):
+    """scripts/export_ppo_checkpoint.py: the policy at step 2 of a 4-iteration run, exported, is the final model of
+    the same run stopped after 2 iterations (runs are a function of the seed and the iteration)."""
+    import runpy
+    from safetensors.torch import load_file
+
+    ppo.train(config(tiny_lm, tiny_rm, tmp_path / "long", "iterations=4", "run.save_every=2"))
+    ppo.train(config(tiny_lm, tiny_rm, tmp_path / "short", "iterations=2"))
+    script = Path(__file__).resolve().parents[2] / "scripts" / "export_ppo_checkpoint.py"
+    export = runpy.run_path(str(script))["export"]
+    out = export(tmp_path / "long" / "checkpoints" / "step-2", tmp_path / "exported")
+    exported, short = load_file(out / "model.safetensors"), load_file(tmp_path / "short" / "model" / "model.safetensors")
+    final = load_file(tmp_path / "long" / "model" / "model.safetensors")
+    assert exported.keys() == short.keys()
+    assert all(torch.equal(exported[k], short[k]) for k in short)
+    assert not all(torch.equal(exported[k], final[k]) for k in final)          # not the end of the long run
+    with pytest.raises(SystemExit, match="not a PPO checkpoint"):
+        export(tmp_path / "long", tmp_path / "nowhere")
+
+
 def test_simulated_annotators_call_equal_gold_rewards_equally_good():
     from alignlab.gym.annotators import SimulatedAnnotator
     from alignlab.gym.world import build_world
