@@ -434,8 +434,9 @@ def save_checkpoint(run: Run, iteration: int, trained: nn.Module, optimizer, sch
 
 class Online:
     """Ziegler's online data collection: sample pairs from the current policy (or one policy sample and one of the
-    reference model, `online.against`) on gym requests, have annotators compare them, add the comparisons to the reward model's data and continue training it (Bradley–Terry).
-    The reward model's normalisation statistics are kept, so scores stay on the scale β was tuned for."""
+    reference model, `online.against`) on gym requests, have annotators compare them, add the comparisons to the
+    reward model's data and continue training it (Bradley–Terry). The reward model's normalisation statistics are
+    kept, so scores stay on the scale β was tuned for."""
 
     def __init__(self, cfg: PPOConfig, world, requests, reward_model: RewardModel, annotators, run: Run):
         from alignlab.gym.annotators import annotator_pool
