@@ -297,7 +297,8 @@ def test_exported_checkpoint_is_the_policy_of_a_run_stopped_there(tiny_lm, tiny_
     script = Path(__file__).resolve().parents[2] / "scripts" / "export_ppo_checkpoint.py"
     export = runpy.run_path(str(script))["export"]
     out = export(tmp_path / "long" / "checkpoints" / "step-2", tmp_path / "exported")
-    exported, short = load_file(out / "model.safetensors"), load_file(tmp_path / "short" / "model" / "model.safetensors")
+    exported = load_file(out / "model.safetensors")
+    short = load_file(tmp_path / "short" / "model" / "model.safetensors")
     final = load_file(tmp_path / "long" / "model" / "model.safetensors")
     assert exported.keys() == short.keys()
     assert all(torch.equal(exported[k], short[k]) for k in short)
