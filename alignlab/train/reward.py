@@ -94,6 +94,9 @@ class GoldConfig:
     """Reference-policy samples per request; every pair of them with different gold rewards is scored."""
     max_new_tokens: int = 48
     """Length limit of those samples."""
+    seed: int = 1
+    """Seed of those samples; fixed rather than run.seed, so reward models trained with different seeds are scored
+    on the same pairs (two draws of ~600 pairs differ by ±2 points)."""
 
 
 @dataclass
@@ -319,7 +322,7 @@ def gold_agreement(model: RewardModel, cfg: RMConfig, run: Run) -> float:
     # A request seed used by no data maker (SFT demonstrations draw seed 1, preferences their config's seed).
     requests = world.requests(cfg.gold.split, cfg.gold.per_family, seed=1001)
     samples = sample_reference(cfg.normalize.policy or cfg.model.path, [r.messages for r in requests],
-                               cfg.gold.samples, cfg.gold.max_new_tokens, cfg.run.seed + 1, run)
+                               cfg.gold.samples, cfg.gold.max_new_tokens, cfg.gold.seed, run)
     prompts = [r.messages for r, texts in zip(requests, samples) for _ in texts]
     scores = model.raw_scores(prompts, [t for texts in samples for t in texts]).view(len(requests), -1)
     agree = total = 0

@@ -151,7 +151,10 @@ def test_gold_agreement_is_1_for_the_gold_judge_and_0_for_its_negation(tiny_lm, 
     # Responses of a random tiny model are all gibberish (gold ties); plant some correct answers among them.
     original = reward.sample_reference
 
+    seeds = []
+
     def with_answers(policy, prompts, n, max_new_tokens, seed, run):
+        seeds.append(seed)
         samples = original(policy, prompts, n, max_new_tokens, seed, run)
         return [[by_text[json.dumps(p)].meta.get("answer", "x") if i == 0 else s for i, s in enumerate(group)]
                 for p, group in zip(prompts, samples)]
@@ -164,12 +167,14 @@ def test_gold_agreement_is_1_for_the_gold_judge_and_0_for_its_negation(tiny_lm, 
             return torch.tensor([self.sign * judge(world, by_text[json.dumps(p)], r).reward
                                  for p, r in zip(prompts, responses)])
     cfg = load_config(RMConfig, TINY, [f"model.path={tiny_lm}", "data.train_files=[x.jsonl]", "gold.per_family=2",
-                                       "gold.samples=3", "gold.max_new_tokens=4", "gold.split=train"])
+                                       "gold.samples=3", "gold.max_new_tokens=4", "gold.split=train",
+                                       "run.seed=5"])
     run = type("R", (), {"device": torch.device("cpu"), "note": staticmethod(lambda message: None)})()
     gold = Gold()
     assert reward.gold_agreement(gold, cfg, run) == 1.0
     gold.sign = -1.0
     assert reward.gold_agreement(gold, cfg, run) == 0.0
+    assert seeds == [cfg.gold.seed] * 2 and cfg.gold.seed == 1      # the pool does not follow run.seed
 
 
 def test_hh_split_and_length_baseline_on_the_real_file(shared_data):
