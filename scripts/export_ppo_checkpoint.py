@@ -37,10 +37,9 @@ def export(checkpoint: Path, out: Path) -> Path:
     if unexpected:
         raise SystemExit(f"{checkpoint}: {len(unexpected)} weights do not fit {model_cfg.path} "
                          f"(e.g. {unexpected[0]}); was the run's model changed?")
-    trainable = {name for name, p in policy.named_parameters() if p.requires_grad}
-    if trainable - policy_weights.keys():
-        raise SystemExit(f"{checkpoint}: {len(trainable - policy_weights.keys())} trainable weights missing "
-                         f"(e.g. {sorted(trainable - policy_weights.keys())[0]})")
+    missing = sorted({name for name, p in policy.named_parameters() if p.requires_grad} - policy_weights.keys())
+    if missing:
+        raise SystemExit(f"{checkpoint}: {len(missing)} trainable weights missing (e.g. {missing[0]})")
     return save_model(policy, load_tokenizer(model_cfg.path), out)
 
 

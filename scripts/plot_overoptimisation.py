@@ -87,7 +87,7 @@ def main() -> None:
             if missing:
                 raise SystemExit(f"--held-out steps {missing} are not iterations of {run_dir}")
             hx = [0.0 if step == 0 else x[at[step]] for step, _ in held_out]
-            hy = [gold - held_out[0][1] for _, gold in held_out]
+            hy = [reward - held_out[0][1] for _, reward in held_out]     # Δ from the initial model
             ax_gold.plot(hx, hy, "o-", color="tab:green", label="gold reward, held-out requests (checkpoints)")
             best = max(range(len(hy)), key=hy.__getitem__)
             ax_gold.annotate(f"held-out gold peaks at KL ≈ {hx[best] ** 2:.1f} nats", (hx[best], hy[best]),
