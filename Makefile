@@ -1,5 +1,6 @@
 # `make demo` — set up (if needed) and run the full alignment pipeline on the bundled gym → runs/gym-demo/
 # `make test` — set up (if needed) and run the test suite (what CI runs, through .ci/run)
+# `make test-cpu-variants` — the suite under PyTorch's generic CPU kernels, with 1 and 2 threads (CI runs it too)
 #
 # Set-up: a virtual environment in $(VENV). Where no torch is importable, torch==$(TORCH_VERSION) (a CPU build here)
 # is installed first; where the Python you start from already has torch (a GPU user's), the venv sees it and keeps it.
@@ -11,7 +12,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.alignlab-installed
 EXTRAS ?= eval,app,test
 
-.PHONY: setup demo test clean-demo
+.PHONY: setup demo test test-cpu-variants clean-demo
 
 $(STAMP): pyproject.toml
 	@if [ ! -x $(PY) ]; then \
@@ -31,7 +32,13 @@ demo: $(STAMP)
 	@echo "report: runs/gym-demo/report.html"
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
+
+# The suite again as another processor would run it: PyTorch's generic CPU kernels (ATEN_CPU_CAPABILITY=default,
+# no AVX2/AVX-512 paths), with one and with two intra-op threads per test. A tolerance fitted to one CPU fails here.
+test-cpu-variants: $(STAMP)
+	ATEN_CPU_CAPABILITY=default ALIGNLAB_TEST_THREADS=1 $(PY) -m pytest -q -n 2
+	ATEN_CPU_CAPABILITY=default ALIGNLAB_TEST_THREADS=2 $(PY) -m pytest -q -n 2
 
 clean-demo:
 	rm -rf runs/gym-demo

@@ -43,8 +43,9 @@ class LoraConfig:
 class ModelConfig:
     path: str
     """Local directory in Hugging Face format, or a hub name (needs network)."""
-    dtype: Literal["float32", "bfloat16"] = "float32"
-    """dtype of the weights (and of training); bfloat16 halves memory on GPUs that support it."""
+    dtype: Literal["float32", "bfloat16", "float64"] = "float32"
+    """dtype of the weights (and of training); bfloat16 halves memory on GPUs that support it; float64 is for
+    numerical checks (equivalence tests that must hold on any CPU)."""
     keep_dropout: bool = False
     """Keep the checkpoint's dropout probabilities (off by default: see alignlab.models.load_causal_lm)."""
     lora: LoraConfig = field(default_factory=LoraConfig)

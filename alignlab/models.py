@@ -16,7 +16,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTra
 from alignlab.config import ModelConfig
 from alignlab.ops import shifted_token_logps, token_logps
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float64": torch.float64}
 
 
 def load_tokenizer(path: str):
@@ -48,9 +48,15 @@ def load_causal_lm(cfg: ModelConfig) -> PreTrainedModel | PeftModel:
 
 
 def forward_logps(model, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-    """log p(token t+1 | tokens ≤ t) for every position: (B, T), (B, T) → (B, T-1), in float32."""
+    """log p(token t+1 | tokens ≤ t) for every position: (B, T), (B, T) → (B, T-1), in float32 (float64 models:
+    float64)."""
     logits = model(input_ids=input_ids, attention_mask=attention_mask).logits      # (B, T, V)
-    return shifted_token_logps(logits.float(), input_ids)                           # (B, T-1)
+    return shifted_token_logps(_at_least_float32(logits), input_ids)                # (B, T-1)
+
+
+def _at_least_float32(logits: Tensor) -> Tensor:
+    """bf16/fp16 logits upcast for the log-softmax; float64 ones (numerical checks) kept as they are."""
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
 
 
 # Architectures whose causal-LM forward is exactly `logits = get_output_embeddings()(body(...).last_hidden_state)`,
@@ -84,7 +90,7 @@ def masked_logps(model, input_ids: Tensor, attention_mask: Tensor, mask: Tensor)
     hidden = body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state     # (B, T, H)
     rows, cols = target.nonzero(as_tuple=True)                                      # (M,), (M,)
     logits = head(hidden[rows, cols])                                               # (M, V)
-    logps = token_logps(logits.float(), input_ids[rows, cols + 1])                  # (M,)
+    logps = token_logps(_at_least_float32(logits), input_ids[rows, cols + 1])       # (M,)
     return logps.new_zeros(target.shape).index_put((rows, cols), logps)             # (B, T-1)
 
 

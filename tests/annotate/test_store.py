@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from alignlab.annotate import imports, store, tasks
 from alignlab.annotate.db import Database
 from alignlab.annotate.migrations import LATEST, migrate
-from alignlab.annotate.schema import AuditEntry, Base, Item, Label, User
+from alignlab.annotate.schema import AuditEntry, Base, Item, Label, Project, User
 
 from annotate_fixtures import PASSWORD, jsonl, rank_records
 
@@ -86,6 +86,8 @@ def test_malformed_import_names_file_line_and_reason_and_adds_nothing(app, world
 
 
 def test_queue_respects_overlap_and_leaves_after_submit(app, world):
+    with app.state.db.transaction() as s:     # a project's seed is drawn at random; pin one so the test can't flake
+        s.get(Project, world["project"]).seed = 1
     seen = {}
     for name in ("ann1", "ann2", "admin"):   # overlap 2: the third person finds the 4 rank items taken
         with app.state.db.transaction() as s:
@@ -100,7 +102,7 @@ def test_queue_respects_overlap_and_leaves_after_submit(app, world):
             seen[name] = got
     assert sorted(seen["ann1"]) == sorted(seen["ann2"]) and len(seen["ann1"]) == 4
     assert seen["admin"] == []
-    assert seen["ann1"] != seen["ann2"], "item order should be randomised per annotator (fails with p = 1/24)"
+    assert seen["ann1"] != seen["ann2"], "item order should differ per annotator (true of seed 1; p = 23/24 a seed)"
 
 
 def test_gold_items_go_to_everyone_and_candidate_order_is_per_annotator(app, world):

@@ -190,7 +190,7 @@ def test_kill_9_then_resume_ends_with_the_same_weights(tiny_lm, pairs_file, tmp_
     out_dir = tmp_path / "killed"
     cmd = [sys.executable, "-m", "alignlab.train.dpo", str(TINY_DPO), f"model.path={tiny_lm}",
            f"run.out_dir={out_dir}", f"data.train_files=[{pairs_file}]", *steps]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}          # the same thread count as this process: same sums
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}   # this process's thread count: same sums
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not list((out_dir / "checkpoints").glob("step-*")):

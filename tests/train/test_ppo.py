@@ -73,21 +73,27 @@ def test_loop_logs_zero_kl_at_the_first_iteration_and_moves_afterwards(tiny_lm, 
 
 
 def test_grad_accumulation_equivalence(tiny_lm, tiny_rm, tmp_path):
-    """One minibatch of 8 in one micro-batch vs 2 micro-batches of 4 → the same weights after the update."""
+    """One minibatch of 8 in one micro-batch vs 2 micro-batches of 4 → the same weights after the update.
+
+    In float64: the two paths sum the same terms in another order, so they differ by rounding only (~1e-16
+    relative), which AdamW's first step (update ≈ lr·g/(|g| + eps)) amplifies at most by lr/eps = 1e6 → ~1e-10,
+    far inside 1e-6. In float32 the same amplification of ~1e-7 rounding reached 3.7e-6 on one CPU."""
     tokenizer = load_tokenizer(str(tiny_lm))
     rm = load_reward_model(tiny_rm)
-    base = load_causal_lm(ModelConfig(path=str(tiny_lm)))
+    base = load_causal_lm(ModelConfig(path=str(tiny_lm), dtype="float64"))
     rollout = collect_rollout(base, base, rm.score, critic_from(rm), tokenizer, PROMPTS, samples_per_prompt=2,
                               max_new_tokens=8, generator=torch.Generator().manual_seed(0))
-    advantages = torch.randn(rollout.logps.shape, generator=torch.Generator().manual_seed(1)) * rollout.response_mask
-    returns = torch.randn(rollout.logps.shape, generator=torch.Generator().manual_seed(2)) * rollout.response_mask
+    advantages = torch.randn(rollout.logps.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    advantages = advantages * rollout.response_mask
+    returns = torch.randn(rollout.logps.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    returns = returns * rollout.response_mask
     # Make the old log-probs differ from the current ones so that some ratios are clipped.
-    noise = torch.randn(rollout.logps.shape, generator=torch.Generator().manual_seed(3))
+    noise = torch.randn(rollout.logps.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     rollout.logps = rollout.logps + 0.3 * noise * rollout.response_mask
     results = []
     for micro in (8, 4):
         cfg = config(tiny_lm, tiny_rm, tmp_path / str(micro), "minibatch_size=8", f"micro_batch_size={micro}")
-        policy, critic = copy.deepcopy(base), critic_from(rm)
+        policy, critic = copy.deepcopy(base), critic_from(rm).double()
         critic.requires_grad_(True)
         modules = torch.nn.ModuleDict({"policy": policy, "critic": critic})
         optimizer = torch.optim.AdamW(modules.parameters(), lr=1e-2)
