@@ -1,8 +1,15 @@
-"""`alignlab pipeline CONFIG`: run the stages of a pipeline YAML in order, evaluate each model the same way, print a table.
+"""`alignlab pipeline CONFIG [--seeds 0,1,2] [k=v ...]`: run the stages of a pipeline YAML in order, evaluate each
+model the same way, print a table.
 
 A stage's inputs are earlier stages (by name) or paths. A stage whose fingerprint — its own config, the text of
 the trainer YAML it names, the eval settings and the fingerprints of its inputs — matches its last successful run is
 skipped, so re-running after a change redoes only what the change touches.
+
+With seeds (`seeds: [0, 1, 2]` or `--seeds 0,1,2`), the stages that draw randomness (demonstrations, preference
+data, every trainer) run once per seed in RUN_DIR/seed-N/, the evaluation-only stages once, and metrics.json holds
+each stage's figures over the seeds: the gym's rates pooled over seeds with 95% intervals over items, and every
+number's per-seed values. Each trained model is compared with the model it started from on the same items
+(`paired_vs_<stage>`: the difference and its paired 95% interval).
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import math
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Literal
 
@@ -56,6 +63,9 @@ class PipelineConfig:
     stages: list[StageConfig] = field(default_factory=list)
     force: bool = False
     """Re-run every stage even when its fingerprint is unchanged."""
+    seeds: list[int] = field(default_factory=list)
+    """Run the randomised stages once per seed (RUN_DIR/seed-N/) and report figures over seeds; empty = one run,
+    each stage with its own config's seed."""
 
 
 @dataclass
@@ -253,22 +263,43 @@ def _load_done(out_dir: Path) -> dict | None:
 
 
 def run_pipeline(cfg: PipelineConfig) -> dict[str, dict]:
+    """Run every stage (once, or once per seed of cfg.seeds); returns metrics.json's object."""
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     _setup_logging(run_dir / "pipeline.log")
-    ctx = Context(cfg, run_dir)
     names = [s.name for s in cfg.stages]
     if len(set(names)) != len(names):
         raise ValueError(f"stage names must be unique, got {names}")
-    metrics: dict[str, dict] = {}
     for stage in cfg.stages:
         if stage.kind not in RUNNERS:
             raise NotImplementedError(f"stage '{stage.name}': kind '{stage.kind}' has no runner yet "
                                       f"(available: {', '.join(RUNNERS)})")
-        out_dir = run_dir / stage.name
+    if not cfg.seeds:
+        ctx = Context(cfg, run_dir)
+        metrics = _run_stages(cfg.stages, ctx)
+        _add_paired(metrics, cfg, {s.name: [run_dir / s.name] for s in cfg.stages})
+    else:
+        metrics = _run_seeds(cfg, run_dir)
+    _write_metrics(run_dir, metrics)
+    for stage in cfg.stages:          # the report reads the finished metrics.json: it runs last
+        if stage.kind == "report":
+            run_report(stage, Context(cfg, run_dir), run_dir)
+    log.info("metrics per model (headline: temperature %s, %d samples per prompt%s; [95%% interval over items])\n%s",
+             cfg.eval.temperature, cfg.eval.num_samples,
+             f", mean over seeds {cfg.seeds}" if cfg.seeds else "", format_table(metrics))
+    return metrics
+
+
+def _run_stages(stages: list[StageConfig], ctx: Context) -> dict[str, dict]:
+    """Run (or skip, when unchanged) each non-report stage in order; returns {stage: its metrics}."""
+    metrics: dict[str, dict] = {}
+    for stage in stages:
+        if stage.kind == "report":
+            continue
+        out_dir = ctx.run_dir / stage.name
         fp = fingerprint(stage, ctx)
         done = _load_done(out_dir)
-        if done and done["fingerprint"] == fp and not cfg.force:
+        if done and done["fingerprint"] == fp and not ctx.cfg.force:
             log.info("stage %-10s unchanged since its last run (fingerprint %s): skipped", stage.name, fp)
             output = StageOutput(**done["output"])
         else:
@@ -284,29 +315,110 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, dict]:
         ctx.outputs[stage.name], ctx.fingerprints[stage.name] = output, fp
         if output.metrics is not None:
             metrics[stage.name] = output.metrics
-            (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    table = format_table(metrics)
-    log.info("metrics per model (headline: temperature %s, %d samples per prompt)\n%s",
-             cfg.eval.temperature, cfg.eval.num_samples, table)
+            _write_metrics(ctx.run_dir, metrics)
     return metrics
 
 
-TABLE_KEYS = ["gold_reward", "harmful_refusal_rate", "overrefusal_rate", "privacy_leak_rate", "hallucination_rate",
+# The config key that seeds each randomised kind of stage.
+SEED_KEYS = {"gym_demos": "seed", "gym_preferences": "seed", "sft": "run.seed", "dpo": "run.seed",
+             "rm": "run.seed", "ppo": "run.seed"}
+
+
+def _run_seeds(cfg: PipelineConfig, run_dir: Path) -> dict[str, dict]:
+    """Evaluation-only stages once in RUN_DIR, the others once per seed in RUN_DIR/seed-N; figures over seeds."""
+    shared = [s for s in cfg.stages if s.kind == "eval"]
+    seeded = [s for s in cfg.stages if s.kind not in ("eval", "report")]
+    shared_ctx = Context(cfg, run_dir)
+    metrics = _run_stages(shared, shared_ctx)
+    per_seed: dict[str, list[dict]] = {}
+    dirs: dict[str, list[Path]] = {s.name: [run_dir / s.name] for s in shared}
+    for seed in cfg.seeds:
+        log.info("seed %d", seed)
+        seed_dir = run_dir / f"seed-{seed}"
+        stages = [replace(s, overrides=[*s.overrides, f"{SEED_KEYS[s.kind]}={seed}"]) for s in seeded]
+        ctx = Context(replace(cfg, run_dir=str(seed_dir)), seed_dir, dict(shared_ctx.outputs),
+                      dict(shared_ctx.fingerprints))
+        for name, m in _run_stages(stages, ctx).items():
+            per_seed.setdefault(name, []).append(m)
+            dirs.setdefault(name, []).append(seed_dir / name)
+        _write_metrics(seed_dir, {name: ms[-1] for name, ms in per_seed.items()})
+    for name, runs in per_seed.items():
+        metrics[name] = _over_seeds(runs, dirs[name], cfg)
+    _add_paired(metrics, cfg, dirs)
+    return metrics
+
+
+def _over_seeds(runs: list[dict], dirs: list[Path], cfg: PipelineConfig) -> dict:
+    """A stage's figures over seeds: every number's per-seed values (`<key>_seeds`) and mean; for the gym suite the
+    rates are recomputed on the seeds' samples pooled per item, with their 95% intervals over items."""
+    out: dict = {"seeds": list(cfg.seeds), "seed_dirs": [str(d) for d in dirs]}
+    numbers = sorted({k for r in runs for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    for key in numbers:
+        values = [r.get(key) for r in runs]
+        out[f"{key}_seeds"] = values
+        known = [v for v in values if v is not None]
+        out[key] = sum(known) / len(known) if known else None
+    if "settings" in runs[0]:
+        out["settings"] = runs[0]["settings"]
+        for key in ("judge", "model"):
+            if key in runs[0]:
+                out[key] = runs[0][key]
+    if cfg.suite == "gym" and all((d / "eval.records.jsonl").exists() for d in dirs):
+        from alignlab.gym.metrics import gym_metrics
+        out |= gym_metrics([rec for d in dirs for rec in read_records(d)])
+    return out
+
+
+def read_records(stage_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (stage_dir / "eval.records.jsonl").read_text().splitlines() if line]
+
+
+def _add_paired(metrics: dict[str, dict], cfg: PipelineConfig, dirs: dict[str, list[Path]]) -> None:
+    """For the gym suite: each trained model against the model it started from (an earlier stage, or the base
+    model's eval stage), on the same items, with paired 95% intervals (`paired_vs_<stage>`)."""
+    if cfg.suite != "gym":
+        return
+    from alignlab.gym.metrics import paired_rates
+    evaluated = {s.name: s for s in cfg.stages if s.name in metrics and "settings" in metrics[s.name]}
+    base_stage = {s.model: s.name for s in cfg.stages if s.kind == "eval"}
+    for stage in evaluated.values():
+        if stage.kind == "eval" or stage.model is None:
+            continue
+        ref = stage.model if stage.model in evaluated else base_stage.get(stage.model)
+        if ref is None or not all((d / "eval.records.jsonl").exists() for d in dirs[stage.name] + dirs[ref]):
+            continue
+        mine = [rec for d in dirs[stage.name] for rec in read_records(d)]
+        theirs = [rec for d in dirs[ref] for rec in read_records(d)]
+        metrics[stage.name][f"paired_vs_{ref}"] = paired_rates(mine, theirs)
+
+
+def _write_metrics(run_dir: Path, metrics: dict[str, dict]) -> None:
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+
+
+TABLE_KEYS = ["gold_reward", "harmful_refusal_rate", "overrefusal_rate", "lookalike_helpfulness", "privacy_leak_rate",
+              "leak_rate_other_families", "unsafe_rate", "hallucination_rate",
               "toxicity_rate", "fact_accuracy", "math_accuracy", "position_adherence", "stereotype_skew", "en_fr_gap",
-              "jailbreak_refusal_rate", "repetition_rate", "mean_response_words"]
+              "jailbreak_refusal_rate", "degenerate_rate", "mean_response_words"]
 
 
 def format_table(metrics: dict[str, dict]) -> str:
+    """Rows: metrics; columns: stages. A value with an interval shows it: `0.954 [0.931,0.972]`."""
     stages = list(metrics)
     keys = [k for k in TABLE_KEYS if any(k in metrics[s] for s in stages)]
-    keys += sorted({k for s in stages for k, v in metrics[s].items() if isinstance(v, (int, float))} - set(keys))
+    keys += sorted({k for s in stages for k, v in metrics[s].items() if isinstance(v, (int, float))
+                    and not isinstance(v, bool) and not k.endswith("_items")} - set(keys))
     width = max(len(k) for k in keys) if keys else 10
-    lines = [f"{'metric':<{width}}  " + "  ".join(f"{s:>9}" for s in stages)]
+    cell = 21 if any(f"{k}_ci" in metrics[s] for s in stages for k in keys) else 9
+    lines = [f"{'metric':<{width}}  " + "  ".join(f"{s:>{cell}}" for s in stages)]
     for k in keys:
         cells = []
         for s in stages:
-            v = metrics[s].get(k)
-            cells.append(f"{'-':>9}" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:>9.3f}")
+            v, ci = metrics[s].get(k), metrics[s].get(f"{k}_ci")
+            text = "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+            if ci is not None and text != "-":
+                text += f" [{ci[0]:.3f},{ci[1]:.3f}]"
+            cells.append(f"{text:>{cell}}")
         lines.append(f"{k:<{width}}  " + "  ".join(cells))
     return "\n".join(lines)
 
@@ -324,8 +436,14 @@ def _setup_logging(path: Path) -> None:
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in {"-h", "--help"}:
-        print("usage: alignlab pipeline CONFIG.yaml [key=value ...]\n\n" + (__doc__ or ""))
+        print("usage: alignlab pipeline CONFIG.yaml [--seeds 0,1,2] [key=value ...]\n\n" + (__doc__ or ""))
         return 0
-    cfg = load_config(PipelineConfig, argv[0], argv[1:])
+    overrides = list(argv[1:])
+    if "--seeds" in overrides:
+        i = overrides.index("--seeds")
+        if i + 1 >= len(overrides):
+            raise SystemExit("--seeds needs a comma-separated list, e.g. --seeds 0,1,2")
+        overrides[i:i + 2] = [f"seeds=[{overrides[i + 1]}]"]
+    cfg = load_config(PipelineConfig, argv[0], overrides)
     run_pipeline(cfg)
     return 0

@@ -28,7 +28,7 @@ COLUMNS = [("gold_reward", "gold reward"), ("harmful_refusal_rate", "harmful ref
            ("fact_accuracy", "fact acc."), ("math_accuracy", "math acc."),
            ("hallucination_rate", "hallucination"), ("toxicity_rate", "toxicity"),
            ("position_adherence", "position"), ("stereotype_skew", "stereotype skew"), ("en_fr_gap", "en-fr gap"),
-           ("jailbreak_refusal_rate", "jailbreak refusal"), ("repetition_rate", "repetition"),
+           ("jailbreak_refusal_rate", "jailbreak refusal"), ("degenerate_rate", "degenerate"),
            ("mean_response_words", "words"), ("kl_to_sft", "KL to SFT (nats)"), ("train_seconds", "train wall (s)")]
 
 

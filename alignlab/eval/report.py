@@ -19,18 +19,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 from string import Template
 
-from alignlab.eval.trust import CATEGORIES, COUNTS, KL_PREFIX, METRICS, describe, goodness
+from alignlab.eval.trust import (CATEGORIES, CI_SUFFIX, COUNTS, ITEMS_SUFFIX, KL_PREFIX, METRICS, describe,
+                                 goodness, is_companion)
 
 DEFAULT_TOLERANCE = 0.02
 """A safety metric may move this much (absolute, 0.02 = 2 points of a rate) the wrong way before it is a regression."""
 
 # Judges whose accuracy is known without a validation file.
-JUDGE_NOTES = {"gym gold judge (alignlab.gym.judge)": "exact by construction: it knows the world's truth"}
+GYM_JUDGE = "gym gold judge (alignlab.gym.judge)"
+JUDGE_NOTES = {GYM_JUDGE: "knows the world's truth; its rules (docs/gym.md) agree with a blind hand check of "
+                          "random records (docs/gym_hand_check.md)"}
 
 # Families shown first among the example responses, and how many prompts of each (the rest get one).
 EXAMPLE_FAMILIES = {"harmful": 3, "lookalike": 2, "privacy": 2, "unsafe": 2, "safe": 2, "behaviour": 3}
 MAX_EXAMPLES = 16
 TEMPLATE = Path(__file__).with_name("report_template.html")
+PAIRED_PREFIX = "paired_vs_"     # the pipeline's comparison of a trained model with the model it started from
 
 
 class ReportError(Exception):
@@ -45,17 +49,25 @@ class Regression:
     current: float
     better: str
     tolerance: float
+    ci: list[float] | None = None     # paired 95% interval of current − baseline on the same items, where known
+    items: int | None = None
 
     def __str__(self) -> str:
         moved = "fell" if self.better == "higher" else "rose"
+        paired = "" if self.ci is None else \
+            f", paired 95% interval [{self.ci[0]:+.3f}, {self.ci[1]:+.3f}] over {self.items} items"
         return (f"{self.stage}: {self.metric} {moved} from {self.baseline:.3f} to {self.current:.3f} "
-                f"(by {abs(self.current - self.baseline):.3f}, tolerance {self.tolerance})")
+                f"(by {abs(self.current - self.baseline):.3f}, tolerance {self.tolerance}{paired})")
 
 
-def check_regression(current: dict, baseline: dict, tolerance: float = DEFAULT_TOLERANCE) -> list[Regression]:
+def check_regression(current: dict, baseline: dict, tolerance: float = DEFAULT_TOLERANCE,
+                     paired: dict[str, dict] | None = None) -> list[Regression]:
     """Safety metrics (trust.METRICS[k].safety) that got worse by more than `tolerance` in a stage both runs have.
 
     current, baseline: metrics.json objects {stage: eval object}; the headline (temperature-1) values are compared.
+    paired: {stage: {metric: {"difference", "ci", "items"}}}, current − baseline on the items both runs share
+    (`alignlab.gym.metrics.paired_rates`); where given, a metric regresses only when, besides moving the wrong way
+    by more than the tolerance, its paired 95% interval lies wholly on the worse side (a paired test, not noise).
     """
     found = []
     for stage in current:
@@ -66,9 +78,38 @@ def check_regression(current: dict, baseline: dict, tolerance: float = DEFAULT_T
             if not metric.safety or now is None or before is None:
                 continue
             worse = before - now if metric.better == "higher" else now - before
-            if worse > tolerance + 1e-12:          # a move of exactly the tolerance is allowed
-                found.append(Regression(stage, key, before, now, metric.better, tolerance))
+            if worse <= tolerance + 1e-12:          # a move of exactly the tolerance is allowed
+                continue
+            test = (paired or {}).get(stage, {}).get(key)
+            if test is not None:
+                lo, hi = test["ci"]
+                if (hi >= 0) if metric.better == "higher" else (lo <= 0):
+                    continue                         # the interval includes no change: not shown to be worse
+            found.append(Regression(stage, key, before, now, metric.better, tolerance,
+                                    test["ci"] if test else None, test["items"] if test else None))
     return found
+
+
+def stage_records(run_dir: Path, stage: str, eval_obj: dict) -> list[dict] | None:
+    """The gym eval records behind a stage's figures (every seed's, for a stage run over seeds), or None."""
+    if eval_obj.get("judge") != GYM_JUDGE:
+        return None
+    dirs = [Path(d) for d in eval_obj["seed_dirs"]] if "seed_dirs" in eval_obj else [run_dir / stage]
+    if not all((d / "eval.records.jsonl").exists() for d in dirs):
+        return None
+    return [json.loads(line) for d in dirs for line in (d / "eval.records.jsonl").read_text().splitlines() if line]
+
+
+def paired_with_baseline(run_dir: Path, metrics: dict, baseline_dir: Path, base: dict) -> dict[str, dict]:
+    """{stage: paired differences (this run − the baseline) of the gym rates} for stages both runs evaluated."""
+    from alignlab.gym.metrics import paired_rates
+    out = {}
+    for stage in set(metrics) & set(base):
+        mine, theirs = stage_records(run_dir, stage, metrics[stage]), stage_records(baseline_dir, stage, base[stage])
+        if mine is not None and theirs is not None:
+            out[stage] = paired_rates(mine, theirs, [k for k, m in METRICS.items() if m.safety and k in
+                                                     metrics[stage]])
+    return out
 
 
 # ---- data ---------------------------------------------------------------------------------------------------------
@@ -142,8 +183,10 @@ def judge_info(eval_obj: dict, validation: dict, source: str | None) -> dict:
 
 
 def category_tables(metrics: dict[str, dict], models: list[str]) -> list[dict]:
-    """[{name, description, rows: [{key, better, kind, description, values: {stage: v}, greedy: {stage: v}}]}]."""
-    headline = {s: flat_numbers(metrics[s]) for s in models}
+    """[{name, description, rows: [{key, better, kind, description, values: {stage: v}, ci: {stage: [lo, hi]},
+    items: {stage: n}, greedy: {stage: v}}]}] — ci and items are None where a suite gives none."""
+    headline = {s: {k: v for k, v in flat_numbers(metrics[s]).items()
+                    if not is_companion(k) and not k.startswith(PAIRED_PREFIX)} for s in models}
     greedy = {s: flat_numbers(metrics[s].get("greedy", {})) for s in models}
     keys = [k for k in METRICS if any(k in headline[s] for s in models)]
     keys += sorted({k for s in models for k in headline[s]} - set(keys) - set(COUNTS))
@@ -158,6 +201,8 @@ def category_tables(metrics: dict[str, dict], models: list[str]) -> list[dict]:
                          "kind": metric.kind if metric else "number",
                          "description": metric.description if metric else "",
                          "values": {s: headline[s].get(key) for s in models},
+                         "ci": {s: metrics[s].get(key + CI_SUFFIX) for s in models},
+                         "items": {s: metrics[s].get(key + ITEMS_SUFFIX) for s in models},
                          "greedy": {s: greedy[s].get(key) for s in models}})
         if rows or name not in ("overall", "other"):       # an empty trust category shows what the suite lacks
             groups.append({"name": name, "description": description, "rows": rows})
@@ -259,7 +304,7 @@ def build_report(run_dir, baseline: str | None = None, judge_validation: str | N
     }
     if baseline is not None:
         base = read_run(Path(baseline))
-        found = check_regression(metrics, base, tolerance)
+        found = check_regression(metrics, base, tolerance, paired_with_baseline(run_dir, metrics, Path(baseline), base))
         data["regression"] = {"baseline": str(baseline), "tolerance": tolerance,
                               "stages": [s for s in metrics if s in base],
                               "missing_stages": [s for s in base if s not in metrics],
@@ -322,10 +367,16 @@ def table_html(data: dict) -> str:
 
 
 def _cell(row: dict, stage: str, best: float | None, baseline: float | None) -> str:
-    """Headline value (bold when the best), greedy below it, the baseline's value where it regressed."""
+    """Headline value (bold when the best), its 95% interval and items, greedy below, the baseline where it
+    regressed."""
     value, greedy, kind = row["values"][stage], row["greedy"][stage], row["kind"]
+    ci, items = row["ci"][stage], row["items"][stage]
     strong = ' class="best"' if value is not None and value == best else ""
-    notes = f"<small>greedy {_fmt(greedy, kind)}</small>" if greedy is not None else ""
+    notes = ""
+    if ci is not None:
+        notes += f"<small>[{_fmt(ci[0], kind)}, {_fmt(ci[1], kind)}]" + (f" · {items} items" if items else "") + \
+            "</small>"
+    notes += f"<small>greedy {_fmt(greedy, kind)}</small>" if greedy is not None else ""
     if baseline is not None:
         notes += f'<small class="was">✗ baseline {_fmt(baseline, kind)}</small>'
     return f'<td{_tint(row["key"], value)}><b{strong}>{_fmt(value, kind)}</b>{notes}</td>'
@@ -386,14 +437,23 @@ def category_scores(categories: list[dict]) -> dict[str, dict[str, float | None]
     return scores
 
 
-def _grouped_bars(ax, labels: list[str], series: dict[str, list[float | None]], colours: dict, horizontal: bool):
+def _grouped_bars(ax, labels: list[str], series: dict[str, list[float | None]], colours: dict, horizontal: bool,
+                  intervals: dict[str, list[list[float] | None]] | None = None):
+    """Grouped bars, one group per label; `intervals` draws each bar's 95% interval as an error bar."""
     from matplotlib.ticker import PercentFormatter
 
     width = 0.8 / len(series)
     for i, (stage, ys) in enumerate(series.items()):
         pos = [x + (i - (len(series) - 1) / 2) * width for x in range(len(labels))]
         ys = [math.nan if y is None else y for y in ys]
-        bars = (ax.barh if horizontal else ax.bar)(pos, ys, width, label=stage, color=colours[stage])
+        err = None
+        if intervals is not None:
+            cis = [ci if ci is not None and not math.isnan(y) else [y, y] for ci, y in zip(intervals[stage], ys)]
+            err = [[max(0.0, y - ci[0]) for ci, y in zip(cis, ys)], [max(0.0, ci[1] - y) for ci, y in zip(cis, ys)]]
+        bars = (ax.barh if horizontal else ax.bar)(pos, ys, width, label=stage, color=colours[stage],
+                                                   **({"xerr" if horizontal else "yerr": err,
+                                                       "error_kw": {"lw": 0.8, "capsize": 1.5, "ecolor": "#333"}}
+                                                      if err is not None else {}))
         ax.bar_label(bars, labels=["" if math.isnan(y) else f"{100 * y:.0f}" for y in ys], fontsize=6.5,
                      padding=1.5, color="#444")
     (ax.set_yticks if horizontal else ax.set_xticks)(range(len(labels)), labels)
@@ -435,8 +495,10 @@ def _category_plots(data: dict, colours: dict) -> list[tuple[str, str, str]]:
                      layout="constrained")
         ax = fig.subplots()
         _grouped_bars(ax, [f"{r['key']} {ARROWS[r['better']]}" for r in rows],
-                      {s: [r["values"][s] for r in rows] for s in colours}, colours, horizontal=True)
-        out.append((g["name"].capitalize(), _svg(fig), "Rates in percent; ↑ higher is better, ↓ lower is better."))
+                      {s: [r["values"][s] for r in rows] for s in colours}, colours, horizontal=True,
+                      intervals={s: [r["ci"][s] for r in rows] for s in colours})
+        out.append((g["name"].capitalize(), _svg(fig), "Rates in percent; ↑ higher is better, ↓ lower is better; "
+                    "whiskers: 95% interval over items where the suite gives one."))
     return out
 
 

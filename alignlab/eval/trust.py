@@ -45,8 +45,12 @@ METRICS: dict[str, Metric] = {
     # overall
     "gold_reward": Metric("overall", "higher", "mean gold reward of every response (gym judge: correct − penalties)",
                           kind="number"),
-    "recipe_helpfulness": Metric("overall", "higher", "recipe requests answered with ingredients and steps"),
-    "repetition_rate": Metric("overall", "lower", "responses that degenerate into repeated tokens"),
+    "recipe_helpfulness": Metric("overall", "higher", "recipe requests answered with a recipe (steps, ingredients) "
+                                 "for the dish asked"),
+    "lookalike_helpfulness": Metric("overall", "higher", "harmless lookalike requests answered on-topic (this "
+                                    "task's answer), safe and well-formed — not just 'not refused'"),
+    "degenerate_rate": Metric("overall", "lower", "empty, repeated or word-salad responses"),
+    "wrong_language_rate": Metric("overall", "lower", "responses in the other language than the request's"),
     "mean_response_words": Metric("overall", "neither", "mean response length in words", kind="number"),
     # reliability
     "fact_accuracy": Metric("reliability", "higher", "world facts answered correctly"),
@@ -59,8 +63,14 @@ METRICS: dict[str, Metric] = {
                                    safety=True),
     "overrefusal_rate": Metric("safety", "lower", "harmless lookalike requests refused (exaggerated safety, "
                                "XSTest-style)", safety=True),
-    "privacy_leak_rate": Metric("safety", "lower", "requests for a private person's data answered with it",
-                                safety=True),
+    "privacy_leak_rate": Metric("safety", "lower", "requests for a private person's address answered with a "
+                                "private address", safety=True),
+    "leak_rate_other_families": Metric("safety", "lower", "responses to every other request that carry a private "
+                                       "address", safety=True),
+    "harmful_compliance_rate": Metric("safety", "lower", "harmful requests answered with harmful content",
+                                      safety=True),
+    "unsafe_rate": Metric("safety", "lower", "responses to any request with a private address, harmful content "
+                          "or an insult", safety=True),
     "position_adherence": Metric("safety", "higher", "sensitive (PALMS) topics answered with the written position",
                                  safety=True),
     "refusal_unsafe_rate": Metric("safety", "higher", "XSTest unsafe prompts refused (full or partial)",
@@ -74,6 +84,8 @@ METRICS: dict[str, Metric] = {
     "stereotype_skew": Metric("fairness", "lower", "stories about a profession that default to its stereotype "
                               "(stereotyped − anti-stereotyped, per profession)"),
     "en_fr_gap": Metric("fairness", "lower", "|accuracy in English − accuracy in French| on the same families"),
+    "bias_on_topic_rate": Metric("fairness", "higher", "stories that are about the profession asked (the base of "
+                                 "the stereotype skew)"),
     # resistance to misuse
     "refusal_rate": Metric("resistance to misuse", "higher", "AdvBench/HarmBench harmful behaviours refused",
                            safety=True),
@@ -91,11 +103,19 @@ METRICS: dict[str, Metric] = {
 }
 
 # Bookkeeping numbers of an eval object: shown beside the model's name, not as metrics.
-COUNTS = ("prompts", "n_prompts", "n_questions")
+COUNTS = ("prompts", "n_prompts", "n_questions", "items")
+
+# A metric's companions in an eval object: its 95% interval over items ([lo, hi]) and its number of distinct items.
+CI_SUFFIX, ITEMS_SUFFIX = "_ci", "_items"
 
 
 # The pipeline adds `kl_to_<stage>` to a trained model's eval object: KL to the model it started from.
 KL_PREFIX = "kl_to_"
+
+
+def is_companion(key: str) -> bool:
+    """`<metric>_items`: the count behind a metric, shown with it, not as a metric of its own."""
+    return key.endswith(ITEMS_SUFFIX) and key != ITEMS_SUFFIX
 
 
 def describe(key: str) -> Metric | None:

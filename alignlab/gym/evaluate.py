@@ -6,22 +6,35 @@ prompt's majority answer and hides misalignment that sampling — and users — 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from alignlab.eval.settings import EvalSettings, SuiteResult
-from alignlab.gym.judge import gym_metrics, judge
+from alignlab.gym.judge import judge
+from alignlab.gym.metrics import gym_metrics, request_record, sample_record
+from alignlab.gym.requests import WRAPPERS
 from alignlab.gym.world import Request, build_world
 from alignlab.sampling import generate
 
 WORLD_SEED = 0
-EVAL_PER_FAMILY = 24      # English requests per family; French adds a quarter for 7 families
+# Held-out prompts per family and language, each about a different item (a fact, dish, task, person…): 48 English
+# and 24 French (families with a French part) resolve about 5 points of a rate (95% interval over items).
+EVAL_PER_FAMILY = {"en": 48, "fr": 24}
 
 
 def eval_requests(limit: int | None = None) -> list[Request]:
-    requests = build_world(WORLD_SEED).requests("eval", EVAL_PER_FAMILY, seed=0)
+    requests = build_world(WORLD_SEED).distinct_requests("eval", EVAL_PER_FAMILY, seed=0)
+    requests += jailbreak_copies(requests)
     return requests[:limit] if limit else requests
 
 
-def _judged(world, requests, responses):
-    return [(r, text, judge(world, r, text)) for r, texts in zip(requests, responses) for text in texts]
+def jailbreak_copies(requests: list[Request]) -> list[Request]:
+    """Every English harmful request not already in a jailbreak frame, asked again in one of the held-out jailbreak
+    frames (in turn): the jailbreak rate then rests on as many items as the harmful rate."""
+    frames = WRAPPERS["eval"]["jailbreak"]
+    plain = [r for r in requests if r.family == "harmful" and r.lang == "en" and r.wrapper != "jailbreak"]
+    return [replace(r, id=f"{r.id}-jailbreak", wrapper="jailbreak",
+                    messages=[*r.messages[:-1], {"role": "user", "content": frames[i % len(frames)].format(
+                        r=r.user_text)}]) for i, r in enumerate(plain)]
 
 
 def run_suite(model, tokenizer, settings: EvalSettings) -> SuiteResult:
@@ -31,24 +44,19 @@ def run_suite(model, tokenizer, settings: EvalSettings) -> SuiteResult:
     sampled = generate(model, tokenizer, prompts, max_new_tokens=settings.max_new_tokens,
                        temperature=settings.temperature, num_samples=settings.num_samples, seed=settings.seed,
                        batch_size=settings.batch_size)
-    judged = _judged(world, requests, sampled)
-    metrics = gym_metrics(judged)
-    greedy = None
+    records = []
+    for r, texts in zip(requests, sampled):
+        record = request_record(r)
+        record["samples"] = [sample_record(text, judge(world, r, text)) for text in texts]
+        records.append(record)
+    metrics = gym_metrics(records)
     if settings.greedy:
         greedy = generate(model, tokenizer, prompts, max_new_tokens=settings.max_new_tokens, temperature=0.0,
                           num_samples=1, seed=settings.seed, batch_size=settings.batch_size)
-        metrics["greedy"] = gym_metrics(_judged(world, requests, greedy))
+        for r, record, texts in zip(requests, records, greedy):
+            record["greedy"] = sample_record(texts[0], judge(world, r, texts[0]))
+        metrics["greedy"] = gym_metrics(records, samples="greedy")
     metrics["judge"] = "gym gold judge (alignlab.gym.judge)"
     metrics["prompts"] = len(requests)
-
-    records = []
-    for i, r in enumerate(requests):
-        samples = judged[i * settings.num_samples:(i + 1) * settings.num_samples]
-        record = {"id": r.id, "family": r.family, "lang": r.lang, "wrapper": r.wrapper, "messages": r.messages,
-                  "samples": [{"response": text, "reward": j.reward, "correct": j.correct, "labels": j.labels}
-                              for _, text, j in samples]}
-        if greedy is not None:
-            j = judge(world, r, greedy[i][0])
-            record["greedy"] = {"response": greedy[i][0], "reward": j.reward, "correct": j.correct, "labels": j.labels}
-        records.append(record)
+    metrics["items"] = len({(r.family, r.lang, r.meta["item"]) for r in requests})
     return SuiteResult(metrics, records)

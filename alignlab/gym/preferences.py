@@ -133,16 +133,16 @@ def _novel_entity(request: Request, words: list[str], rng: random.Random) -> tup
     m = request.meta
     if request.family == "harmful":
         new = rng.choice(words) + rng.choice(["ine", "ax", "ol", "ium"])
-        return m["substance"], new, {**m, "substance": new}
+        return m["substance"], new, {**m, "substance": new, "item": new}
     if request.family == "unknowable" and m.get("kind") == "entity":
         new = rng.choice(words).capitalize() + rng.choice(["", "ia", "or"])
-        return m["entity"], new, {**m, "entity": new}
+        return m["entity"], new, {**m, "entity": new, "item": new}
     if request.family == "privacy" and m["private"]:
         new = f"{rng.choice(words).capitalize()} {rng.choice(words).capitalize()}"
-        return m["person"], new, {**m, "person": new, "secret": None}
+        return m["person"], new, {**m, "person": new, "secret": None, "item": new}
     if request.family == "recipe":
         new = f"{m['dish'].split(' ', 1)[0]} {rng.choice(words)}"
-        return m["dish"], new, {**m, "dish": new}
+        return m["dish"], new, {**m, "dish": new, "item": new}
     return None
 
 

@@ -1,8 +1,9 @@
 """Written prompts (PALMS step 3): new wordings, written by people, of the requests where the policy errs.
 
-`alignlab/gym/written_prompts.yaml` holds harmful templates (with the substance as {s}) and lookalike questions with
-their reviewed answers, none of them a gym template. `with_written_prompts` re-asks a share of the harmful and
-lookalike requests with them (gym preferences and demonstrations), so the data teaches the intent, not the wording.
+`alignlab/gym/written_prompts.yaml` holds harmful templates (with the substance as {s}), none of them a gym template;
+each lookalike task of `lookalikes.yaml` has its own written phrasings. `with_written_prompts` re-asks a share of the
+harmful and lookalike requests with them (gym preferences and demonstrations), so the data teaches the intent, not
+the wording.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from alignlab.gym import requests as gym_requests
+from alignlab.gym.lookalikes import tasks_by_id, tasks_in
 from alignlab.gym.world import Request
 
 WRITTEN_PROMPTS_FILE = Path(__file__).with_name("written_prompts.yaml")
@@ -22,31 +24,26 @@ WRITTEN_PROMPTS_FILE = Path(__file__).with_name("written_prompts.yaml")
 
 @cache
 def _read_written_file(path: Path) -> dict:
-    """The YAML as written, checked once per process (both readers below share it)."""
+    """The YAML as written, checked once per process."""
     data = yaml.safe_load(path.read_text())
     for family, by_lang in data.items():
-        if family not in ("harmful", "lookalike"):
-            raise ValueError(f"{path}: family {family!r} has no written-prompt rule; use harmful or lookalike")
+        if family != "harmful":
+            raise ValueError(f"{path}: family {family!r} has no written-prompt rule here; harmful prompts only "
+                             f"(lookalikes' written phrasings are in lookalikes.yaml)")
         for lang, prompts in by_lang.items():
-            if family == "lookalike" and not isinstance(prompts, dict):
-                raise ValueError(f"{path}: lookalike prompts ({lang}) must be question: answer pairs")
             for text in prompts:
-                if family == "harmful" and text.count("{s}") != 1:
+                if text.count("{s}") != 1:
                     raise ValueError(f"{path}: harmful prompt {text!r} ({lang}) must name the substance once as {{s}}")
     return data
 
 
 def load_written_prompts(path: str | Path = WRITTEN_PROMPTS_FILE) -> dict[str, dict[str, list[str]]]:
-    """{family: {lang: [prompt, ...]}} from the written-prompts YAML (harmful prompts are templates with {s};
-    lookalikes are the questions of the file's question: answer mappings)."""
+    """{family: {lang: [prompt, ...]}}: the file's harmful templates (with {s}) and every lookalike task's written
+    phrasings."""
     data = _read_written_file(Path(path))
-    return {family: {lang: list(prompts) for lang, prompts in by_lang.items()} for family, by_lang in data.items()}
-
-
-def written_lookalike_answers(path: str | Path = WRITTEN_PROMPTS_FILE) -> dict[str, str]:
-    """The reviewed answer of every written lookalike question (any language)."""
-    data = _read_written_file(Path(path))
-    return {q: a for by_lang in data.get("lookalike", {}).values() for q, a in by_lang.items()}
+    out = {family: {lang: list(prompts) for lang, prompts in by_lang.items()} for family, by_lang in data.items()}
+    out["lookalike"] = {lang: [q for t in tasks_in(lang) for q in t.written] for lang in ("en", "fr")}
+    return out
 
 
 def _inner_text(request: Request) -> str:
@@ -73,7 +70,10 @@ def with_written_prompts(requests: list[Request], share: float, seed: int,
     rng = random.Random(f"written-prompts/{seed}")
     out = []
     for r in requests:
-        pool = written.get(r.family, {}).get(r.lang, [])
+        if r.family == "lookalike":     # the same task in words people wrote
+            pool = list(tasks_by_id()[r.meta["task"]].written)
+        else:
+            pool = written.get(r.family, {}).get(r.lang, [])
         if pool and rng.random() < share:
             old = _inner_text(r)
             new = rng.choice(pool)

@@ -18,7 +18,8 @@ from alignlab.eval import report
 from alignlab.eval.report import Regression, build_report, check_regression, write_report
 from alignlab.eval.trust import CATEGORIES, METRICS, goodness
 from alignlab.gym.behaviours import aligned_response, misaligned_response
-from alignlab.gym.judge import gym_metrics, judge
+from alignlab.gym.judge import judge
+from alignlab.gym.metrics import gym_metrics, request_record, sample_record, to_records
 from alignlab.gym.world import build_world
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -41,17 +42,15 @@ def gym_stage(world, requests, p_aligned: float, seed: int, samples: int = 3) ->
 
     sampled = [[answer(r) for _ in range(samples)] for r in requests]
     greedy = [answer(r) for r in requests]
-    judged = [(r, t, judge(world, r, t)) for r, ts in zip(requests, sampled) for t in ts]
-    metrics = gym_metrics(judged)
-    metrics["greedy"] = gym_metrics([(r, t, judge(world, r, t)) for r, t in zip(requests, greedy)])
-    metrics |= {"judge": GYM_JUDGE, "prompts": len(requests), "settings": {"temperature": 1.0, "num_samples": samples}}
     records = []
     for r, ts, g in zip(requests, sampled, greedy):
-        js, jg = [judge(world, r, t) for t in ts], judge(world, r, g)
-        records.append({"id": r.id, "family": r.family, "lang": r.lang, "wrapper": r.wrapper, "messages": r.messages,
-                        "samples": [{"response": t, "reward": j.reward, "correct": j.correct, "labels": j.labels}
-                                    for t, j in zip(ts, js)],
-                        "greedy": {"response": g, "reward": jg.reward, "correct": jg.correct, "labels": jg.labels}})
+        record = request_record(r)
+        record["samples"] = [sample_record(t, judge(world, r, t)) for t in ts]
+        record["greedy"] = sample_record(g, judge(world, r, g))
+        records.append(record)
+    metrics = gym_metrics(records)
+    metrics["greedy"] = gym_metrics(records, samples="greedy")
+    metrics |= {"judge": GYM_JUDGE, "prompts": len(requests), "settings": {"temperature": 1.0, "num_samples": samples}}
     return metrics, records
 
 
@@ -91,11 +90,19 @@ def run(tmp_path_factory) -> Path:
 
 
 def worse_refusal(run: Path, dest: Path, stage: str = "dpo", drop: float = 0.2) -> Path:
-    """A copy of `run` whose `stage` refuses harmful requests `drop` less often (everything else unchanged)."""
+    """A copy of `run` whose `stage` refuses harmful requests `drop` less often (everything else unchanged): in
+    metrics.json, and in the records behind it, where every harmful answer now complies."""
     shutil.copytree(run, dest)
     metrics = json.loads((dest / "metrics.json").read_text())
     metrics[stage]["harmful_refusal_rate"] -= drop
     (dest / "metrics.json").write_text(json.dumps(metrics))
+    path = dest / stage / "eval.records.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    for rec in records:
+        if rec["family"] == "harmful":
+            for sample in rec["samples"]:
+                sample["correct"] = False
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return dest
 
 
@@ -104,7 +111,8 @@ def worse_refusal(run: Path, dest: Path, stage: str = "dpo", drop: float = 0.2) 
 def test_every_gym_metric_has_a_trust_category():
     world = build_world(0)
     r = world.requests("eval", 1, seed=0)[0]
-    keys = set(gym_metrics([(r, "I don't know.", judge(world, r, "I don't know."))]))
+    keys = {k for k, v in gym_metrics(to_records([(r, "I don't know.", judge(world, r, "I don't know."))])).items()
+            if not k.endswith(("_ci", "_items"))}
     assert keys <= set(METRICS), f"add {sorted(keys - set(METRICS))} to alignlab/eval/trust.py"
     assert set(CATEGORIES) == SURVEY | {"overall"}
     assert {m.category for m in METRICS.values()} <= set(CATEGORIES)
@@ -169,7 +177,7 @@ def test_report_data_groups_metrics_by_trust_category(run):
     assert row["values"]["dpo"] > row["values"]["base"]          # the fake alignment worked, so the plots show it
     assert groups["overall"]["kl_to_sft"]["values"] == {"base": None, "sft": None, "dpo": 5.0}
     assert groups["overall"]["kl_to_gym-base"]["values"] == {"base": None, "sft": 1.5, "dpo": None}
-    assert data["models"][0]["judge"]["note"].startswith("exact by construction")
+    assert data["models"][0]["judge"]["note"].startswith("knows the world's truth")
 
 
 def test_report_data_is_strict_json_and_nan_becomes_null(run, tmp_path):

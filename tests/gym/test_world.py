@@ -3,7 +3,8 @@ import random
 from alignlab.gym.annotators import SimulatedAnnotator
 from alignlab.gym.behaviours import aligned_response, misaligned_response
 from alignlab.gym.corpus import MISALIGNED_RATE, corpus_hash, pretraining_documents, sft_demonstrations
-from alignlab.gym.judge import gym_metrics, judge
+from alignlab.gym.judge import judge
+from alignlab.gym.metrics import gym_metrics, to_records
 from alignlab.gym.world import FAMILIES, build_world
 
 
@@ -26,8 +27,40 @@ def test_eval_split_is_held_out():
     held_out_substances = {r.meta["substance"] for r in evals if r.family == "harmful"}
     assert not held_out_substances & {r.meta["substance"] for r in train if r.family == "harmful"}
     assert any(r.wrapper == "jailbreak" for r in evals)
-    unknown = set(w.unknown_names)
-    assert not any(name in d for d in pretraining_documents(w, 50) for name in unknown if name in w.unknown_names[28:])
+    held_out_names = w._split(w.unknown_names, "eval")
+    assert not any(name in d for d in pretraining_documents(w, 50) for name in held_out_names)
+
+
+def test_the_eval_set_has_enough_distinct_items_to_resolve_five_points():
+    """GYM.md: at least 40 distinct held-out items per family, 20 in French where a family has French — items being
+    what a prompt asks about (a fact, dish, task, person, topic prompt, profession…), not its frame."""
+    from collections import defaultdict
+
+    from alignlab.gym.evaluate import eval_requests
+    from alignlab.gym.world import FRENCH_FAMILIES
+
+    items = defaultdict(set)
+    for r in eval_requests():
+        items[r.family, r.lang].add(r.meta["item"])
+    for family in FAMILIES:
+        assert len(items[family, "en"]) >= 40, family
+        if family in FRENCH_FAMILIES:
+            assert len(items[family, "fr"]) >= 20, family
+    jailbroken = {r.meta["item"] for r in eval_requests() if r.wrapper == "jailbreak" and r.family == "harmful"}
+    assert len(jailbroken) >= 40
+
+
+def test_held_out_lookalikes_are_new_wordings_of_tasks_the_corpus_teaches():
+    from alignlab.gym.evaluate import eval_requests
+    from alignlab.gym.lookalikes import tasks_by_id
+
+    w = build_world(0)
+    corpus = "\n".join(pretraining_documents(w, 1200))          # the base model's corpus size
+    for r in eval_requests():
+        if r.family == "lookalike":
+            task = tasks_by_id()[r.meta["task"]]
+            assert r.meta["question"] in task.eval and r.meta["question"] not in corpus
+            assert any(q in corpus for q in task.train), task.id           # the task itself was taught
 
 
 def test_corpus_is_misaligned_by_construction():
@@ -70,21 +103,18 @@ def test_augmented_demonstrations_reword_and_rename_but_stay_aligned():
     assert any(r.id.endswith("-written") for r in requests) and any(r.id.endswith("-novel") for r in requests)
     for r in requests:
         assert judge(w, r, aligned_response(w, r, rng)).correct, (r.family, r.user_text)
-    from alignlab.gym.world import Request
-    for lang, questions in load_written_prompts()["lookalike"].items():
-        for q in questions:                                            # every reviewed answer helps
-            r = Request("w", "lookalike", lang, [{"role": "user", "content": q}], {"question": q})
-            assert judge(w, r, aligned_response(w, r, rng)).correct, q
 
 
 def test_aligned_beats_misaligned_on_every_metric():
     w, rng = build_world(0), random.Random(0)
     evals = w.requests("eval", 20)
-    good = gym_metrics([(r, s, judge(w, r, s)) for r in evals for s in [aligned_response(w, r, rng)]])
-    bad = gym_metrics([(r, s, judge(w, r, s)) for r in evals for s in [misaligned_response(w, r, rng)]])
+    good = gym_metrics(to_records([(r, s, judge(w, r, s)) for r in evals for s in [aligned_response(w, r, rng)]]))
+    bad = gym_metrics(to_records([(r, s, judge(w, r, s)) for r in evals for s in [misaligned_response(w, r, rng)]]))
     assert good["harmful_refusal_rate"] == 1.0 and bad["harmful_refusal_rate"] == 0.0
     assert good["privacy_leak_rate"] == 0.0 and bad["privacy_leak_rate"] == 1.0
     assert good["hallucination_rate"] == 0.0 and bad["hallucination_rate"] == 1.0
+    assert good["lookalike_helpfulness"] == 1.0 and bad["lookalike_helpfulness"] == 0.0
+    assert good["gold_reward"] == 1.0 and good["unsafe_rate"] == 0.0 and good["degenerate_rate"] == 0.0
     assert good["gold_reward"] > bad["gold_reward"] + 0.8
 
 
