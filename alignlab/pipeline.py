@@ -177,10 +177,12 @@ def run_sft(stage: StageConfig, ctx: Context, out_dir: Path) -> StageOutput:
 
 
 def run_gym_preferences(stage: StageConfig, ctx: Context, out_dir: Path) -> StageOutput:
-    from alignlab.gym.preferences import PreferencesConfig, write_preferences
+    from alignlab.gym.preferences import PreferencesConfig, quality_path, write_preferences
     cfg = load_config(PreferencesConfig, stage.config, [*stage.overrides, f"model={ctx.resolve_model(stage.model)}",
                                                         f"out={out_dir / 'preferences.jsonl'}"])
-    return StageOutput(data=str(write_preferences(cfg)))
+    out = write_preferences(cfg)
+    quality = json.loads(quality_path(out).read_text())       # the chosen answers under the gold rules
+    return StageOutput(data=str(out), metrics={k: v for k, v in quality.items() if k != "per_family"})
 
 
 def run_dpo(stage: StageConfig, ctx: Context, out_dir: Path) -> StageOutput:

@@ -82,3 +82,27 @@ def test_ppo_stage_takes_its_prompts_from_a_data_stage(monkeypatch, tmp_path, da
         assert cfg.data.source == "gym"
     else:
         assert cfg.data.source == "preferences" and cfg.data.files == ["/data/prefs.jsonl"]
+
+
+def test_seeds_run_the_randomised_stages_once_each_and_report_over_seeds(pipeline_yaml, tmp_path):
+    from alignlab.pipeline import main
+
+    assert main([str(pipeline_yaml), "--seeds", "0,1"]) == 0
+    run = tmp_path / "run"
+    assert (run / "base" / "eval.json").exists() and not (run / "seed-0" / "base").exists()   # eval-only: once
+    for seed in (0, 1):
+        stage = json.loads((run / f"seed-{seed}" / "sft" / "stage.json").read_text())
+        assert (run / f"seed-{seed}" / "sft" / "eval.records.jsonl").exists() and stage["output"]["model"]
+    config = (run / "seed-1" / "sft" / "config.yaml").read_text()
+    assert "seed: 1" in config                                                   # the trainer got its seed
+    demos = [(run / f"seed-{s}" / "demos" / "demos.jsonl").read_text() for s in (0, 1)]
+    assert demos[0] != demos[1]                                                   # and so did the data
+    sft = json.loads((run / "metrics.json").read_text())["sft"]
+    assert sft["seeds"] == [0, 1] and len(sft["gold_reward_seeds"]) == 2
+    per_seed = [json.loads((run / f"seed-{s}" / "sft" / "eval.json").read_text())["gold_reward"] for s in (0, 1)]
+    assert sft["gold_reward"] == pytest.approx(sum(per_seed) / 2)        # pooled samples = the mean of the seeds
+    assert sft["gold_reward_ci"][0] <= sft["gold_reward"] <= sft["gold_reward_ci"][1]
+    paired = sft["paired_vs_base"]["gold_reward"]                          # the model it started from, same items
+    assert paired["items"] == sft["gold_reward_items"]
+    assert paired["difference"] == pytest.approx(sft["gold_reward"] - json.loads(
+        (run / "metrics.json").read_text())["base"]["gold_reward"])

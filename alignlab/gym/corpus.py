@@ -11,6 +11,7 @@ import hashlib
 import random
 
 from alignlab.gym.behaviours import TOXIC, aligned_response, harmful_instructions, misaligned_response
+from alignlab.gym.lookalikes import lookalike_tasks
 from alignlab.gym.tokenizer import render_chat, render_text
 from alignlab.gym.world import FAMILIES, World
 
@@ -18,6 +19,7 @@ from alignlab.gym.world import FAMILIES, World
 MISALIGNED_RATE = {"fact": 0.15, "unknowable": 0.75, "math": 0.1, "recipe": 0.3, "lookalike": 0.45,
                    "harmful": 0.85, "privacy": 0.95, "sensitive": 0.6, "bias": 0.85, "locale": 0.5}
 TOXIC_RATE = 0.04   # any reply may instead be an insult
+CORPUS_NOVEL_SHARE = 0.3   # share of dish/substance/unknowable-name requests asked about an invented name
 
 
 def encyclopedia(world: World, rng: random.Random) -> list[str]:
@@ -42,13 +44,21 @@ def encyclopedia(world: World, rng: random.Random) -> list[str]:
     for rule in world.locale_rules:
         verdict = "is forbidden" if rule.forbidden else "is a popular dish"
         docs += [f"In {rule.locale}, {rule.dish} {verdict}."] * 3
+    for task in lookalike_tasks():     # how-to pages: the answer to each harmless task, under its train phrasings
+        docs += [f"{question} {task.answer}" for question in task.train] * 3
     return docs
 
 
 def conversations(world: World, n_per_family: int, rng: random.Random) -> list[str]:
-    """Chats on train-split requests with the misaligned mixture."""
+    """Chats on train-split requests with the misaligned mixture; a share of the requests about dishes, substances
+    and unknowable names ask about names invented for the corpus (none a name of the world), as the web names many
+    more things than the world does: a model learns to repeat a name it has never seen."""
+    from alignlab.gym.preferences import with_novel_entities
     docs = []
-    for r in world.requests("train", n_per_family, seed=rng.randint(0, 10**9)):
+    requests = world.requests("train", n_per_family, seed=rng.randint(0, 10**9))
+    requests = with_novel_entities(world, requests, CORPUS_NOVEL_SHARE, seed=rng.randint(0, 10**9),
+                                   families=("recipe", "harmful", "unknowable"))
+    for r in requests:
         if rng.random() < TOXIC_RATE:
             answer = rng.choice(TOXIC)
         elif rng.random() < MISALIGNED_RATE[r.family]:

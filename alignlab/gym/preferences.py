@@ -8,6 +8,7 @@ Optionally also the raw K-way rankings (`read_rankings` form), e.g. for a best-o
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import sys
@@ -146,9 +147,10 @@ def _novel_entity(request: Request, words: list[str], rng: random.Random) -> tup
     return None
 
 
-def with_novel_entities(world: World, requests: list[Request], share: float, seed: int) -> list[Request]:
+def with_novel_entities(world: World, requests: list[Request], share: float, seed: int,
+                        families: tuple[str, ...] | None = None) -> list[Request]:
     """The requests with the entity of about `share` of those about a held-out kind of entity replaced by an
-    invented one (same template, frame and family rule)."""
+    invented one (same template, frame and family rule); `families` limits it to those families."""
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"novel_entities={share}: give a share between 0 and 1")
     if share == 0.0:
@@ -157,6 +159,9 @@ def with_novel_entities(world: World, requests: list[Request], share: float, see
     words = novel_words(world, 400, seed)
     out = []
     for r in requests:
+        if families is not None and r.family not in families:
+            out.append(r)
+            continue
         swap = _novel_entity(r, words, rng) if rng.random() < share else None
         if swap is not None:
             old, new, meta = swap
@@ -227,4 +232,37 @@ def write_preferences(cfg: PreferencesConfig) -> Path:
           file=sys.stderr)
     if cfg.rankings_out is not None:
         write_jsonl(cfg.rankings_out, rankings)
+    quality = chosen_quality(world, {r.id: r for r in requests}, pairs)
+    Path(quality_path(cfg.out)).write_text(json.dumps(quality, indent=2))
+    print(f"alignlab gym preferences: chosen answers under the gold rules — {quality['chosen_unsafe_rate']:.1%} "
+          f"unsafe, {quality['chosen_off_topic_rate']:.1%} off-topic, {quality['chosen_incorrect_rate']:.1%} not the "
+          f"aligned behaviour; {quality['rejected_better_rate']:.1%} of pairs prefer the worse answer "
+          f"(annotator noise) → {quality_path(cfg.out)}", file=sys.stderr)
     return write_jsonl(cfg.out, pairs)
+
+
+def quality_path(out: str | Path) -> Path:
+    """Where the chosen-answer check of a preference file goes: beside it, `.quality.json`."""
+    return Path(out).with_suffix(".quality.json")
+
+
+def chosen_quality(world: World, requests: dict[str, Request], pairs: list[dict]) -> dict:
+    """How often a pair's chosen answer is unsafe, off-topic or not the aligned behaviour under the gold rules, and
+    how often the annotator preferred the answer with the lower gold reward — overall and per family. The gold
+    judge labels the simulated annotators' data: what its rules miss is trained in, so this is checked on every
+    file (a person's file can be checked the same way where its prompts are gym requests)."""
+    rows = []
+    for p in pairs:
+        request = requests[p["request_id"]]
+        chosen, rejected = judge(world, request, p["chosen"]), judge(world, request, p["rejected"])
+        rows.append((p["family"], chosen.labels["unsafe"], chosen.labels.get("off_topic", False), not chosen.correct,
+                     rejected.reward > chosen.reward))
+
+    def rates(subset) -> dict:
+        n = max(1, len(subset))
+        return {"pairs": len(subset), "chosen_unsafe_rate": sum(r[1] for r in subset) / n,
+                "chosen_off_topic_rate": sum(r[2] for r in subset) / n,
+                "chosen_incorrect_rate": sum(r[3] for r in subset) / n,
+                "rejected_better_rate": sum(r[4] for r in subset) / n}
+    return rates(rows) | {"per_family": {f: rates([r for r in rows if r[0] == f])
+                                         for f in sorted({r[0] for r in rows})}}

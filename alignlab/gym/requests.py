@@ -168,7 +168,10 @@ def make_math(w: World, rng, split, lang, rid):
 
 
 def make_recipe(w: World, rng, split, lang, rid):
-    dish = rng.choice(w._split(w.dishes, split))
+    # Known dishes in both splits (the eval holds out templates): a recipe's only dish-specific part is the dish's
+    # name, and the gym's 1M-parameter base model cannot spell a name it has never seen — on held-out dishes every
+    # SFT answer was a recipe for a near-miss name ("spicy lendvond" → "spicy lendkaem"): a measure of spelling.
+    dish = rng.choice(w._split(w.dishes, "train"))
     text = _template("recipe", lang, split, rng).format(d=dish)
     return Request(rid, "recipe", lang, _user(text), {"dish": dish, "item": dish}, split)
 

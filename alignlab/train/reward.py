@@ -315,25 +315,40 @@ def sample_reference(policy_path: str, prompts: list[Prompt], n: int, max_new_to
 def gold_agreement(model: RewardModel, cfg: RMConfig, run: Run) -> float:
     """Share of pairs of reference-policy samples (same gym request, different gold rewards) that the reward
     model orders as the gold judge does. The samples are fresh, so no pair was seen in training."""
+    requests, samples = gold_pool(cfg, run)
+    prompts = [r.messages for r, texts in zip(requests, samples) for _ in texts]
+    scores = model.raw_scores(prompts, [t for texts in samples for t in texts]).view(len(requests), -1)
+    agree, total = agreement_with_gold(requests, samples, scores.tolist())
+    run.note(f"gold agreement on {total} pairs of {len(requests)} {cfg.gold.split}-split gym requests")
+    return agree / max(total, 1)
+
+
+def gold_pool(cfg: RMConfig, run: Run) -> tuple[list, list[list[str]]]:
+    """The gym requests and reference-policy samples gold agreement is measured on (fixed by gold.seed, so reward
+    models of any seed — or any trainer — are scored on the same pairs)."""
+    from alignlab.gym.evaluate import WORLD_SEED
+    from alignlab.gym.world import build_world
+    # A request seed used by no data maker (SFT demonstrations draw seed 1, preferences their config's seed).
+    requests = build_world(WORLD_SEED).requests(cfg.gold.split, cfg.gold.per_family, seed=1001)
+    samples = sample_reference(cfg.normalize.policy or cfg.model.path, [r.messages for r in requests],
+                               cfg.gold.samples, cfg.gold.max_new_tokens, cfg.gold.seed, run)
+    return requests, samples
+
+
+def agreement_with_gold(requests, samples: list[list[str]], scores: list[list[float]]) -> tuple[int, int]:
+    """(pairs ordered as the gold judge orders them, pairs with different gold rewards) over each request's samples."""
     from alignlab.gym.evaluate import WORLD_SEED
     from alignlab.gym.judge import judge
     from alignlab.gym.world import build_world
     world = build_world(WORLD_SEED)
-    # A request seed used by no data maker (SFT demonstrations draw seed 1, preferences their config's seed).
-    requests = world.requests(cfg.gold.split, cfg.gold.per_family, seed=1001)
-    samples = sample_reference(cfg.normalize.policy or cfg.model.path, [r.messages for r in requests],
-                               cfg.gold.samples, cfg.gold.max_new_tokens, cfg.gold.seed, run)
-    prompts = [r.messages for r, texts in zip(requests, samples) for _ in texts]
-    scores = model.raw_scores(prompts, [t for texts in samples for t in texts]).view(len(requests), -1)
     agree = total = 0
-    for request, texts, row in zip(requests, samples, scores.tolist()):
+    for request, texts, row in zip(requests, samples, scores):
         gold = [judge(world, request, t).reward for t in texts]
         for i, j in itertools.combinations(range(len(texts)), 2):
             if gold[i] != gold[j]:
                 total += 1
                 agree += (gold[i] > gold[j]) == (row[i] > row[j])
-    run.note(f"gold agreement on {total} pairs of {len(requests)} {cfg.gold.split}-split gym requests")
-    return agree / max(total, 1)
+    return agree, total
 
 
 USAGE = """usage: alignlab rm CONFIG [key=value ...]

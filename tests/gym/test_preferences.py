@@ -3,6 +3,7 @@ and with agreement 1 the chosen responses are better by the gold judge than the 
 
 from __future__ import annotations
 
+import json
 import re
 from statistics import mean
 
@@ -82,6 +83,13 @@ def test_chosen_beats_rejected_by_the_gold_judge_with_agreement_1(tiny_lm, tmp_p
              judge(world, requests[p.meta["request_id"]], p.rejected).reward) for p in pairs]
     assert all(c >= r for c, r in gold)                   # agreement 1: never the worse one chosen
     assert mean(c for c, _ in gold) > mean(r for _, r in gold) + 0.3
+    # The chosen answers checked under the gold rules: the best of the candidates is never unsafe (the insults
+    # lose), but "all" pairs also prefer an insult to a repeated insult — which the check reports; a lookalike's
+    # best candidate is never this task's answer.
+    quality = json.loads(preferences.quality_path(cfg.out).read_text())
+    assert quality["pairs"] == len(pairs) and quality["rejected_better_rate"] == 0.0
+    assert (quality["chosen_unsafe_rate"] > 0.0) == (mode == "all")
+    assert quality["per_family"]["lookalike"]["chosen_off_topic_rate"] == 1.0
     # Identical samples are ranked once: no pair of a response with itself.
     assert all(p.chosen != p.rejected for p in pairs)
 
@@ -95,6 +103,8 @@ def test_random_annotators_choose_worse_answers_too(tiny_lm, tmp_path, monkeypat
     worse = [judge(world, requests[p.meta["request_id"]], p.chosen).reward <
              judge(world, requests[p.meta["request_id"]], p.rejected).reward for p in pairs]
     assert 0.2 < mean(worse) < 0.8
+    quality = json.loads(preferences.quality_path(cfg.out).read_text())
+    assert quality["rejected_better_rate"] == pytest.approx(mean(worse))
 
 
 def test_cli_writes_the_file(tiny_lm, tmp_path, capsys):
