@@ -1,0 +1,56 @@
+"""benchmarks/efficacy_vs_trl.py: the pieces both sides share (no training here)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+bench = importlib.import_module("efficacy_vs_trl")
+
+
+def test_trl_reward_function_is_the_gold_judge_on_alignlabs_scale():
+    from alignlab.gym.behaviours import aligned_response
+    from alignlab.gym.judge import judge
+    from alignlab.gym.world import build_world
+    import random
+
+    world = build_world(0)
+    requests = world.requests("train", 2, seed=3)
+    answers = [aligned_response(world, r, random.Random(0)) for r in requests]
+    rewards = bench.gold_reward_fn()([r.messages for r in requests],
+                                     [[{"role": "assistant", "content": a}] for a in answers],   # conversational
+                                     family=[r.family for r in requests], lang=[r.lang for r in requests],
+                                     gym_meta=[r.meta for r in requests])
+    assert rewards == [judge(world, r, a).reward - 0.5 for r, a in zip(requests, answers)]
+    assert set(rewards) == {0.5}                          # every aligned answer: gold 1 → +0.5, as reward: gold
+
+
+def test_every_arm_of_a_seed_trains_on_the_same_pairs(tmp_path):
+    pairs = tmp_path / "p.jsonl"
+    pairs.write_text("".join(json.dumps({"i": i}) + "\n" for i in range(50)))
+    a = bench.subsample(pairs, 20, 1, tmp_path / "a.jsonl").read_text()
+    assert a == bench.subsample(pairs, 20, 1, tmp_path / "b.jsonl").read_text()
+    assert a != bench.subsample(pairs, 20, 2, tmp_path / "c.jsonl").read_text()
+    assert len(a.splitlines()) == 20
+    assert len(bench.subsample(pairs, None, 1, tmp_path / "d.jsonl").read_text().splitlines()) == 50
+
+
+def test_the_table_shows_each_seeds_paired_gain():
+    results = {"alignlab_dpo": [{"gold_reward": 0.4, "gain": 0.05, "gain_ci": [0.02, 0.08], "kl_to_sft": 1.0,
+                                 "harmful_refusal_rate": 0.9, "overrefusal_rate": 0.1,
+                                 "lookalike_helpfulness": 0.3, "train_seconds": 100.0}]}
+    row = bench.table(results, "dpo").splitlines()[2]
+    assert "+0.050 [+0.020, +0.080]" in row and "0.400" in row
+
+
+def test_arms_cover_both_sides_of_each_part():
+    for arms in bench.PARTS.values():
+        assert any(a.startswith("alignlab") for a in arms) and any(a.startswith("trl") for a in arms)
+    with pytest.raises(SystemExit):
+        sys.argv = ["efficacy_vs_trl.py"]
+        bench.main()                                       # --run is required
