@@ -354,7 +354,8 @@ def _over_seeds(runs: list[dict], dirs: list[Path], cfg: PipelineConfig) -> dict
     """A stage's figures over seeds: every number's per-seed values (`<key>_seeds`) and mean; for the gym suite the
     rates are recomputed on the seeds' samples pooled per item, with their 95% intervals over items."""
     out: dict = {"seeds": list(cfg.seeds), "seed_dirs": [str(d) for d in dirs]}
-    numbers = sorted({k for r in runs for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    numbers = sorted({k for r in runs for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                      and not k.endswith("_items")})
     for key in numbers:
         values = [r.get(key) for r in runs]
         out[f"{key}_seeds"] = values

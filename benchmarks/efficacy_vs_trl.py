@@ -9,7 +9,7 @@ Same SFT model, same preference file, same budget, same judge, side by side, ove
 - RL: alignlab's GRPO and RLOO (`configs/ppo/{grpo,rloo}.yaml`) vs TRL's GRPOTrainer and RLOOTrainer with alignlab's
   recipe in TRL's options (lr 1e-4, KL β 0.05, 2 updates per batch, clip 0.2, 48 new tokens, temperature 1), the
   reward being the gym's gold judge (a function of prompts and completions, as TRL's `reward_funcs` take) or
-  alignlab's reward model wrapped the same way. Budget: the same prompts × samples (iterations × 16 prompts × 4).
+  alignlab's reward model wrapped the same way. Budget: the same prompts × samples (`--rl-iterations` × 16 × 4).
 Every model is evaluated by the pipeline's gym suite (its settings from RUN/metrics.json, or --samples): held-out
 gold reward, its gain over the SFT model with a paired 95% interval over items, KL to the SFT model, wall time.
 
@@ -38,7 +38,7 @@ RM_ARMS = ["alignlab_rm", "trl_rm_defaults", "trl_rm_recipe"]
 RL_ARMS = ["alignlab_grpo_gold", "trl_grpo_gold", "alignlab_rloo_gold", "trl_rloo_gold", "alignlab_grpo_rm",
            "trl_grpo_rm"]
 PARTS = {"dpo": DPO_ARMS, "rm": RM_ARMS, "rl": RL_ARMS}
-RL_ITERATIONS, RL_PROMPTS, RL_SAMPLES = 12, 16, 4      # configs/ppo/{grpo,rloo}.yaml
+RL_PROMPTS, RL_SAMPLES = 16, 4      # per iteration, as configs/ppo/{grpo,rloo}.yaml
 
 
 # ---- inputs -------------------------------------------------------------------------------------------------------
@@ -83,9 +83,12 @@ def arm_alignlab(kind: str, config: str, inputs: dict, data: Path, seed: int, ou
     return out / "model"
 
 
-def _dataset(path: Path, keys: tuple[str, ...]):
+def _pairs_dataset(path: Path):
+    """The preference file in TRL's conversational form: prompt messages, chosen/rejected assistant turns."""
     from datasets import Dataset
-    return Dataset.from_list([{k: json.loads(line)[k] for k in keys} for line in path.read_text().splitlines()])
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    return Dataset.from_list([{"prompt": r["prompt"], "chosen": [{"role": "assistant", "content": r["chosen"]}],
+                               "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in rows])
 
 
 def _trl_common(out: Path, seed: int) -> dict:
@@ -102,7 +105,7 @@ def arm_trl_dpo(inputs: dict, data: Path, seed: int, out: Path, recipe: bool) ->
     args = DPOConfig(**_trl_common(out, seed), num_train_epochs=1, max_length=128, beta=0.1, **options)
     tokenizer = AutoTokenizer.from_pretrained(inputs["sft"])
     trainer = DPOTrainer(str(inputs["sft"]), args=args, processing_class=tokenizer,
-                         train_dataset=_dataset(data, ("prompt", "chosen", "rejected")))
+                         train_dataset=_pairs_dataset(data))
     trainer.train()
     trainer.save_model(str(out / "model"))
     tokenizer.save_pretrained(out / "model")
@@ -122,7 +125,7 @@ def arm_trl_rm(inputs: dict, data: Path, seed: int, out: Path, recipe: bool) -> 
     args = RewardConfig(**_trl_common(out, seed), max_length=128, **options)
     tokenizer = AutoTokenizer.from_pretrained(inputs["sft"])
     trainer = RewardTrainer(str(inputs["sft"]), args=args, processing_class=tokenizer,
-                            train_dataset=_dataset(data, ("prompt", "chosen", "rejected")))
+                            train_dataset=_pairs_dataset(data))
     trainer.train()
     model = trainer.model.eval()
     cfg = load_config(RMConfig, REPO / "configs/rm/gym.yaml", [f"model.path={inputs['sft']}",
@@ -168,20 +171,20 @@ def rm_reward_fn(rm_path: Path):
     return reward
 
 
-def arm_trl_rl(inputs: dict, seed: int, out: Path, algo: str, reward: str) -> Path:
+def arm_trl_rl(inputs: dict, seed: int, out: Path, algo: str, reward: str, iterations: int) -> Path:
     from datasets import Dataset
     from transformers import AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
     rows = gym_prompts(inputs["preferences"])
     random.Random(seed).shuffle(rows)
-    rows = rows[:RL_ITERATIONS * RL_PROMPTS]
+    rows = rows[:iterations * RL_PROMPTS]
     dataset = Dataset.from_list([{"prompt": r["prompt"], "family": r["family"], "lang": r["lang"],
                                   "gym_meta": r["gym_meta"]} for r in rows])
     Config, Trainer = (GRPOConfig, GRPOTrainer) if algo == "grpo" else (RLOOConfig, RLOOTrainer)
     args = Config(**_trl_common(out, seed), learning_rate=1e-4, lr_scheduler_type="constant", beta=0.05,
                   num_generations=RL_SAMPLES, per_device_train_batch_size=RL_PROMPTS * RL_SAMPLES,
                   max_completion_length=48, num_iterations=2, epsilon=0.2, temperature=1.0,
-                  max_steps=RL_ITERATIONS, max_grad_norm=1.0)
+                  max_steps=iterations, max_grad_norm=1.0)
     fn = gold_reward_fn() if reward == "gold" else rm_reward_fn(inputs["rm"])
     tokenizer = AutoTokenizer.from_pretrained(inputs["sft"])
     trainer = Trainer(model=str(inputs["sft"]), reward_funcs=[fn], args=args, train_dataset=dataset,
@@ -192,7 +195,7 @@ def arm_trl_rl(inputs: dict, seed: int, out: Path, algo: str, reward: str) -> Pa
     return out / "model"
 
 
-def run_arm(arm: str, inputs: dict, data: Path, seed: int, out: Path) -> dict:
+def run_arm(arm: str, inputs: dict, data: Path, seed: int, out: Path, iterations: int) -> dict:
     """Train one arm; returns what it measured itself (RM agreement) and its model directory."""
     if arm == "alignlab_dpo":
         return {"model": str(arm_alignlab("dpo", "configs/dpo/gym.yaml", inputs, data, seed, out, []))}
@@ -205,9 +208,9 @@ def run_arm(arm: str, inputs: dict, data: Path, seed: int, out: Path) -> dict:
         return arm_trl_rm(inputs, data, seed, out, arm.endswith("recipe"))
     _, algo, reward = arm.split("_")
     if arm.startswith("alignlab"):
-        extra = [f"iterations={RL_ITERATIONS}", f"reward={'gold' if reward == 'gold' else 'rm'}"]
+        extra = [f"iterations={iterations}", f"reward={'gold' if reward == 'gold' else 'rm'}"]
         return {"model": str(arm_alignlab("ppo", f"configs/ppo/{algo}.yaml", inputs, data, seed, out, extra))}
-    return {"model": str(arm_trl_rl(inputs, seed, out, algo, reward))}
+    return {"model": str(arm_trl_rl(inputs, seed, out, algo, reward, iterations))}
 
 
 # ---- evaluation and the table -------------------------------------------------------------------------------------
@@ -246,7 +249,7 @@ def child(args) -> None:
     inputs["sft"], inputs["rm"] = Path(args.sft or inputs["sft"]), Path(inputs["rm"])
     args.work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    result = run_arm(args.arm, inputs, args.data, args.seed, args.work / "train")
+    result = run_arm(args.arm, inputs, args.data, args.seed, args.work / "train", args.rl_iterations)
     result["train_seconds"] = round(time.time() - t0, 1)
     if "model" in result:
         result |= evaluate(result["model"], inputs, args.samples, args.work)
@@ -284,6 +287,8 @@ def main() -> None:
     parser.add_argument("--parts", default="dpo,rm,rl", help="comma-separated: dpo, rm, rl")
     parser.add_argument("--pairs", type=int, default=None, help="train DPO/RM on this many pairs (default: all)")
     parser.add_argument("--samples", type=int, default=None, help="eval samples per prompt (default: the run's)")
+    parser.add_argument("--rl-iterations", type=int, default=12,
+                        help="RL rollout batches of 16 prompts × 4 samples (default 12, as configs/ppo/grpo.yaml)")
     parser.add_argument("--work", type=Path, default=Path("runs/efficacy_vs_trl"))
     parser.add_argument("--out", type=Path, default=None, help="write the tables here (markdown)")
     parser.add_argument("--arm", help=argparse.SUPPRESS)
@@ -304,7 +309,7 @@ def main() -> None:
             data = subsample(inputs["preferences"], args.pairs, seed, work / "pairs.jsonl")
             for arm in PARTS[part]:
                 cmd = [sys.executable, __file__, "--run", str(args.run), "--arm", arm, "--seed", str(seed),
-                       "--data", str(data), "--work", str(work / arm)]
+                       "--data", str(data), "--work", str(work / arm), "--rl-iterations", str(args.rl_iterations)]
                 if args.samples:
                     cmd += ["--samples", str(args.samples)]
                 print(f"[{part}] seed {seed}: {arm}", flush=True)
