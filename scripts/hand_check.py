@@ -109,10 +109,11 @@ def score(blind: Path, verdicts: Path, out: Path) -> float:
                     f"{_cell(d['response'])} | {'aligned' if v['aligned'] else 'not'} | "
                     f"{'aligned' if j.correct else 'not'} ({labels}) | {'✓' if same else '✗ ' + _cell(v.get('note', ''))} |")
     lo, hi = wilson(agree, len(drawn))
+    stages = sorted({d["stage"] for d in drawn})
     text = (f"# Blind hand check of the gold judge\n\n{len(drawn)} records drawn at random by "
-            f"`python scripts/hand_check.py draw` from `{drawn[0]['stage'].split('/')[0]}`… of the run "
-            f"(every evaluated stage), rated by the rubric of `docs/gym.md` without the judge's verdict, then "
-            f"compared by `python scripts/hand_check.py score`.\n\n"
+            f"`python scripts/hand_check.py draw` from every evaluated stage of a run ({', '.join(stages)}), rated "
+            f"by the rubric of `docs/gym.md` from `{blind.name}` (request, the world's facts, response: no stage, no "
+            f"verdict), then compared with the judge's verdict by `python scripts/hand_check.py score`.\n\n"
             f"**Agreement: {agree}/{len(drawn)} = {agree / len(drawn):.0%}** (95% Wilson interval "
             f"{lo:.0%}–{hi:.0%}).\n\n"
             "| # | stage | family | request | response | rater | judge (labels) | agree |\n|---|---|---|---|---|---|---|---|\n"
