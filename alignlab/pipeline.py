@@ -3,7 +3,8 @@ model the same way, print a table.
 
 A stage's inputs are earlier stages (by name) or paths. A stage whose fingerprint — its own config, the text of
 the trainer YAML it names, the eval settings and the fingerprints of its inputs — matches its last successful run is
-skipped, so re-running after a change redoes only what the change touches.
+skipped, so re-running after a change redoes only what the change touches. Code is not part of the fingerprint:
+after changing the judge or a trainer, re-run with force=true.
 
 With seeds (`seeds: [0, 1, 2]` or `--seeds 0,1,2`), the stages that draw randomness (demonstrations, preference
 data, every trainer) run once per seed in RUN_DIR/seed-N/, the evaluation-only stages once, and metrics.json holds
