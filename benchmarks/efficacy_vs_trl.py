@@ -9,20 +9,25 @@ Same SFT model, same preference file, same budget, same judge, side by side, ove
 - RL: alignlab's GRPO and RLOO (`configs/ppo/{grpo,rloo}.yaml`) vs TRL's GRPOTrainer and RLOOTrainer with alignlab's
   recipe in TRL's options (lr 1e-4, KL β 0.05, 2 updates per batch, clip 0.2, 48 new tokens, temperature 1), the
   reward being the gym's gold judge (a function of prompts and completions, as TRL's `reward_funcs` take) or
-  alignlab's reward model wrapped the same way. Budget: the same prompts × samples (`--rl-iterations` × 16 × 4).
+  alignlab's reward model wrapped the same way; alignlab's PPO (configs/ppo/gym.yaml: GAE, critic from the reward
+  model) on both rewards too — TRL 1.x no longer ships a PPOTrainer. Budget: the same prompts × samples
+  (`--rl-iterations` × 16 × 4).
 Every model is evaluated by the pipeline's gym suite (its settings from RUN/metrics.json, or --samples): held-out
 gold reward, its gain over the SFT model with a paired 95% interval over items, KL to the SFT model, wall time.
 
 Run (TRL is the optional `bench` extra: pip install -e .[bench]):
   .venv/bin/python benchmarks/efficacy_vs_trl.py --run runs/gym-demo --seeds 0,1,2 --out docs/efficacy_vs_trl.md
   .venv/bin/python benchmarks/efficacy_vs_trl.py --run runs/gym-demo --parts dpo --seeds 0 --pairs 2000   (smaller)
-Each arm runs in a fresh subprocess (`--arm NAME`), so wall times and memory are the arm's own.
+Each arm runs in a fresh subprocess (`--arm NAME`), so wall times and memory are the arm's own. A finished arm keeps
+its result in WORK/seed-N/ARM/result.json and is not re-run, so an interrupted run resumes; use a fresh --work after
+rebuilding RUN.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -36,7 +41,7 @@ ALIGNLAB = [sys.executable, "-m", "alignlab.cli"]
 DPO_ARMS = ["alignlab_dpo", "trl_dpo_defaults", "trl_dpo_recipe"]
 RM_ARMS = ["alignlab_rm", "trl_rm_defaults", "trl_rm_recipe"]
 RL_ARMS = ["alignlab_grpo_gold", "trl_grpo_gold", "alignlab_rloo_gold", "trl_rloo_gold", "alignlab_grpo_rm",
-           "trl_grpo_rm"]
+           "trl_grpo_rm", "alignlab_ppo_gold", "alignlab_ppo_rm"]   # TRL 1.x has no PPOTrainer left to compare with
 PARTS = {"dpo": DPO_ARMS, "rm": RM_ARMS, "rl": RL_ARMS}
 RL_PROMPTS, RL_SAMPLES = 16, 4      # per iteration, as configs/ppo/{grpo,rloo}.yaml
 
@@ -208,8 +213,10 @@ def run_arm(arm: str, inputs: dict, data: Path, seed: int, out: Path, iterations
         return arm_trl_rm(inputs, data, seed, out, arm.endswith("recipe"))
     _, algo, reward = arm.split("_")
     if arm.startswith("alignlab"):
-        extra = [f"iterations={iterations}", f"reward={'gold' if reward == 'gold' else 'rm'}"]
-        return {"model": str(arm_alignlab("ppo", f"configs/ppo/{algo}.yaml", inputs, data, seed, out, extra))}
+        extra = [f"iterations={iterations}", f"reward={'gold' if reward == 'gold' else 'rm'}",
+                 f"prompts_per_iteration={RL_PROMPTS}", f"samples_per_prompt={RL_SAMPLES}"]
+        config = "configs/ppo/gym.yaml" if algo == "ppo" else f"configs/ppo/{algo}.yaml"   # PPO: GAE, critic from the RM
+        return {"model": str(arm_alignlab("ppo", config, inputs, data, seed, out, extra))}
     return {"model": str(arm_trl_rl(inputs, seed, out, algo, reward, iterations))}
 
 
@@ -280,6 +287,24 @@ def table(results: dict[str, list[dict]], part: str) -> str:
     return head + "\n".join(rows) + "\n"
 
 
+def machine() -> str:
+    import platform
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    return platform.processor() or platform.machine()
+
+
+def torch_version() -> str:
+    import torch
+    return torch.__version__
+
+
+def trl_version() -> str:
+    import trl
+    return trl.__version__
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="a gym pipeline run (sft, preferences, rm stages)")
@@ -312,16 +337,22 @@ def main() -> None:
                        "--data", str(data), "--work", str(work / arm), "--rl-iterations", str(args.rl_iterations)]
                 if args.samples:
                     cmd += ["--samples", str(args.samples)]
-                print(f"[{part}] seed {seed}: {arm}", flush=True)
-                done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-                line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
-                if done.returncode != 0 or line is None:
-                    raise SystemExit(f"{arm} (seed {seed}) failed:\n{done.stderr[-3000:]}")
-                results[arm].append(json.loads(line[len("RESULT "):]))
+                saved = work / arm / "result.json"   # a finished arm is not re-run (delete it to re-run)
+                print(f"[{part}] seed {seed}: {arm}" + (" (done before)" if saved.exists() else ""), flush=True)
+                if not saved.exists():
+                    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+                    line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
+                    if done.returncode != 0 or line is None:
+                        raise SystemExit(f"{arm} (seed {seed}) failed:\n{done.stderr[-3000:]}")
+                    saved.write_text(line[len("RESULT "):])
+                results[arm].append(json.loads(saved.read_text()))
                 print("   ", results[arm][-1], flush=True)
         sections.append(f"### {part}\n\n{table(results, part)}")
         (args.work / f"{part}.json").write_text(json.dumps(results, indent=2))
-    text = (f"Seeds {seeds}; inputs from `{args.run}`" + (f", {args.pairs} pairs" if args.pairs else "") + "\n\n"
+    text = (f"Seeds {seeds}; inputs from `{args.run}`" + (f", {args.pairs} pairs" if args.pairs else "")
+            + (f", {args.samples} samples per eval prompt" if args.samples else "")
+            + f", {args.rl_iterations} RL iterations of {RL_PROMPTS} prompts × {RL_SAMPLES} samples; "
+            + f"machine: {machine()}, torch {torch_version()}, trl {trl_version()}\n\n"
             + "\n".join(sections))
     print(text)
     if args.out:

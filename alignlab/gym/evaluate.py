@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from alignlab.eval.settings import EvalSettings, SuiteResult
 from alignlab.gym.judge import judge
+from alignlab.gym.lookalikes import tasks_in
 from alignlab.gym.metrics import gym_metrics, request_record, sample_record
 from alignlab.gym.requests import WRAPPERS
 from alignlab.gym.world import Request, build_world
@@ -17,12 +18,15 @@ from alignlab.sampling import generate
 
 WORLD_SEED = 0
 # Held-out prompts per family and language, each about a different item (a fact, dish, task, person…): 48 English
-# and 24 French (families with a French part) resolve about 5 points of a rate (95% interval over items).
+# and 24 French (families with a French part) resolve about 5 points of a rate (95% interval over items) — except
+# lookalikes, which a model answers almost always or almost never per task: every task is asked (96 + 49).
 EVAL_PER_FAMILY = {"en": 48, "fr": 24}
+EVAL_FAMILY_COUNTS = {"lookalike": {lang: len(tasks_in(lang)) for lang in ("en", "fr")}}
 
 
 def eval_requests(limit: int | None = None) -> list[Request]:
-    requests = build_world(WORLD_SEED).distinct_requests("eval", EVAL_PER_FAMILY, seed=0)
+    requests = build_world(WORLD_SEED).distinct_requests("eval", EVAL_PER_FAMILY, seed=0,
+                                                         family_counts=EVAL_FAMILY_COUNTS)
     requests += jailbreak_copies(requests)
     return requests[:limit] if limit else requests
 

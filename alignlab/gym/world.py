@@ -135,15 +135,17 @@ class World:
                     out.append(make(self, rng, split, "fr", f"{split}-{family}-fr-{i}"))
         return [families.wrap(r, rng) for r in out]
 
-    def distinct_requests(self, split: str, per_family: dict[str, int], seed: int = 0) -> list[Request]:
-        """Per family, `per_family[lang]` requests in each language the family has, each about a different item
-        (meta["item"]: the fact, dish, task, person… a request asks about, whatever its wording and frame), as far as
-        the split has items: the eval's draw, where a repeated item would add no information."""
+    def distinct_requests(self, split: str, per_family: dict[str, int], seed: int = 0,
+                          family_counts: dict[str, dict[str, int]] | None = None) -> list[Request]:
+        """Per family, `per_family[lang]` requests in each language the family has (`family_counts[family]` where
+        given), each about a different item (meta["item"]: the fact, dish, task, person… a request asks about,
+        whatever its wording and frame), as far as the split has items: the eval's draw, where a repeated item would
+        add no information."""
         from alignlab.gym import requests as families
         rng = random.Random(f"{self.seed}/{split}/distinct/{seed}")
         out: list[Request] = []
         for family in FAMILIES:
-            for lang, n in per_family.items():
+            for lang, n in (family_counts or {}).get(family, per_family).items():
                 if lang == "fr" and family not in FRENCH_FAMILIES:
                     continue
                 seen: set[str] = set()
