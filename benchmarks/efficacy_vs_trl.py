@@ -3,7 +3,7 @@
 Same SFT model, same preference file, same budget, same judge, side by side, over seeds:
 - DPO: `alignlab dpo configs/dpo/gym.yaml` vs TRL's DPOTrainer with TRL's defaults (lr 1e-6, batch 8, linear
   decay, sigmoid loss) and with alignlab's recipe expressed in TRL's options (lr 2e-4, batch 32, cosine, 5 warmup
-  steps, sigmoid + chosen NLL = RPO α 1). Budget: one epoch over the same pairs, max length 128, fp32.
+  steps, β 0.2, sigmoid + 2 × chosen NLL = RPO α 2). Budget: one epoch over the same pairs, max length 128, fp32.
 - Reward model: `alignlab rm configs/rm/gym.yaml` vs TRL's RewardTrainer (its defaults; and alignlab's lr, batch and
   epochs): agreement with the gold judge on the same fresh pairs of SFT samples (`alignlab.train.reward.gold_pool`).
 - RL: alignlab's GRPO and RLOO (`configs/ppo/{grpo,rloo}.yaml`) vs TRL's GRPOTrainer and RLOOTrainer with alignlab's
@@ -105,9 +105,10 @@ def _trl_common(out: Path, seed: int) -> dict:
 def arm_trl_dpo(inputs: dict, data: Path, seed: int, out: Path, recipe: bool) -> Path:
     from transformers import AutoTokenizer
     from trl import DPOConfig, DPOTrainer
+    # alignlab's recipe (configs/dpo/gym.yaml): β 0.2, + 2 × the chosen answer's NLL (RPO α 2; TRL's "sft" term)
     options = dict(learning_rate=2e-4, per_device_train_batch_size=32, lr_scheduler_type="cosine", warmup_steps=5,
-                   loss_type=["sigmoid", "sft"], loss_weights=[1.0, 1.0]) if recipe else {}
-    args = DPOConfig(**_trl_common(out, seed), num_train_epochs=1, max_length=128, beta=0.1, **options)
+                   beta=0.2, loss_type=["sigmoid", "sft"], loss_weights=[1.0, 2.0]) if recipe else {}
+    args = DPOConfig(**_trl_common(out, seed), num_train_epochs=1, max_length=128, **options)
     tokenizer = AutoTokenizer.from_pretrained(inputs["sft"])
     trainer = DPOTrainer(str(inputs["sft"]), args=args, processing_class=tokenizer,
                          train_dataset=_pairs_dataset(data))
@@ -305,6 +306,35 @@ def trl_version() -> str:
     return trl.__version__
 
 
+PEERS = {"alignlab_dpo": ["trl_dpo_defaults", "trl_dpo_recipe"], "alignlab_rm": ["trl_rm_defaults", "trl_rm_recipe"],
+         "alignlab_grpo_gold": ["trl_grpo_gold"], "alignlab_rloo_gold": ["trl_rloo_gold"],
+         "alignlab_grpo_rm": ["trl_grpo_rm"], "alignlab_ppo_gold": ["trl_grpo_gold", "trl_rloo_gold"],
+         "alignlab_ppo_rm": ["trl_grpo_rm"]}
+
+
+def comparisons(results: dict[str, list[dict]], part: str) -> str:
+    """alignlab's arm minus each peer arm, seed by seed (same SFT model, same pairs, same prompts per seed)."""
+    key = "rm_gold_agreement" if part == "rm" else "gain"
+    lines = []
+    for ours, peers in PEERS.items():
+        for peer in peers:
+            if not results.get(ours) or not results.get(peer):
+                continue
+            diffs = [a[key] - b[key] for a, b in zip(results[ours], results[peer])]
+            lines.append(f"- {ours} − {peer} ({'gold agreement' if part == 'rm' else 'gold gain'}): "
+                         f"mean {statistics.fmean(diffs):+.3f}; per seed " + ", ".join(f"{d:+.3f}" for d in diffs))
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def write_tables(out: Path, text: str) -> None:
+    """Write the tables into OUT between its `<!-- tables -->` markers (keeping the prose around them), or as OUT."""
+    start, end = "<!-- tables -->", "<!-- /tables -->"
+    old = out.read_text() if out.exists() else ""
+    if start in old and end in old:
+        text = old[:old.index(start) + len(start)] + "\n" + text + old[old.index(end):]
+    out.write_text(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="a gym pipeline run (sft, preferences, rm stages)")
@@ -315,7 +345,8 @@ def main() -> None:
     parser.add_argument("--rl-iterations", type=int, default=12,
                         help="RL rollout batches of 16 prompts × 4 samples (default 12, as configs/ppo/grpo.yaml)")
     parser.add_argument("--work", type=Path, default=Path("runs/efficacy_vs_trl"))
-    parser.add_argument("--out", type=Path, default=None, help="write the tables here (markdown)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="write the tables here (markdown; between its <!-- tables --> markers if it has them)")
     parser.add_argument("--arm", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
@@ -347,7 +378,7 @@ def main() -> None:
                     saved.write_text(line[len("RESULT "):])
                 results[arm].append(json.loads(saved.read_text()))
                 print("   ", results[arm][-1], flush=True)
-        sections.append(f"### {part}\n\n{table(results, part)}")
+        sections.append(f"### {part}\n\n{table(results, part)}\n{comparisons(results, part)}")
         (args.work / f"{part}.json").write_text(json.dumps(results, indent=2))
     text = (f"Seeds {seeds}; inputs from `{args.run}`" + (f", {args.pairs} pairs" if args.pairs else "")
             + (f", {args.samples} samples per eval prompt" if args.samples else "")
@@ -356,7 +387,7 @@ def main() -> None:
             + "\n".join(sections))
     print(text)
     if args.out:
-        args.out.write_text(text)
+        write_tables(args.out, text)
 
 
 if __name__ == "__main__":

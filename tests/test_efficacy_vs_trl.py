@@ -54,3 +54,20 @@ def test_arms_cover_both_sides_of_each_part():
     with pytest.raises(SystemExit):
         sys.argv = ["efficacy_vs_trl.py"]
         bench.main()                                       # --run is required
+
+
+def test_comparisons_are_per_seed_differences_with_the_peer():
+    results = {"alignlab_dpo": [{"gain": 0.05}, {"gain": 0.03}], "trl_dpo_recipe": [{"gain": 0.04}, {"gain": 0.05}]}
+    text = bench.comparisons(results, "dpo")
+    assert "alignlab_dpo − trl_dpo_recipe (gold gain): mean -0.005; per seed +0.010, -0.020" in text
+    assert "trl_dpo_defaults" not in text                  # no results, no line
+
+
+def test_tables_replace_only_the_marked_part_of_the_page(tmp_path):
+    page = tmp_path / "p.md"
+    page.write_text("# Title\nprose\n<!-- tables -->\nold\n<!-- /tables -->\nreading\n")
+    bench.write_tables(page, "new table\n")
+    assert page.read_text() == "# Title\nprose\n<!-- tables -->\nnew table\n<!-- /tables -->\nreading\n"
+    fresh = tmp_path / "q.md"
+    bench.write_tables(fresh, "only\n")
+    assert fresh.read_text() == "only\n"
