@@ -16,7 +16,6 @@ COMMANDS = {
     "report": ("alignlab.eval.report", "the alignment report of a pipeline run (HTML + JSON)"),
     "gym": ("alignlab.gym.cli", "the gym: `pretrain` the base model, `preferences`, `demos`"),
     "pipeline": ("alignlab.pipeline", "run the stages of a pipeline YAML in order"),
-    "redteam": ("alignlab.redteam.cli", "jailbreaks, adversarial suffixes, fine-tuning attacks"),
     "annotate": ("alignlab.annotate.cli", "the human-feedback web platform"),
 }
 
