@@ -48,9 +48,10 @@ RL_PROMPTS, RL_SAMPLES = 16, 4      # per iteration, as configs/ppo/{grpo,rloo}.
 
 # ---- inputs -------------------------------------------------------------------------------------------------------
 
-def run_inputs(run: Path) -> dict:
-    """The SFT model, preference file and RM of a pipeline run (seed-0 directory of a multi-seed run)."""
-    root = run / "seed-0" if (run / "seed-0").is_dir() else run
+def run_inputs(run: Path, seed: int = 0) -> dict:
+    """The SFT model, preference file and RM of a pipeline run: those of seed SEED's directory in a multi-seed run
+    (so each seed of the benchmark replicates the whole chain), the run itself otherwise."""
+    root = run / f"seed-{seed}" if (run / f"seed-{seed}").is_dir() else run
     metrics = json.loads((run / "metrics.json").read_text())
     return {"sft": root / "sft" / "model", "sft_records": root / "sft" / "eval.records.jsonl",
             "preferences": root / "preferences" / "preferences.jsonl", "rm": root / "rm" / "model",
@@ -253,7 +254,7 @@ def evaluate(model: str, inputs: dict, samples: int | None, out: Path) -> dict:
 
 def child(args) -> None:
     """`--arm`: train one arm, evaluate its model, print one JSON line."""
-    inputs = run_inputs(args.run)
+    inputs = run_inputs(args.run, args.seed)
     inputs["sft"], inputs["rm"] = Path(args.sft or inputs["sft"]), Path(inputs["rm"])
     args.work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -354,7 +355,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.arm:
         return child(args)
-    inputs = run_inputs(args.run)
     seeds = [int(s) for s in args.seeds.split(",")]
     sections = []
     for part in args.parts.split(","):
@@ -362,7 +362,7 @@ def main() -> None:
         for seed in seeds:
             work = args.work / f"seed-{seed}"
             work.mkdir(parents=True, exist_ok=True)
-            data = subsample(inputs["preferences"], args.pairs, seed, work / "pairs.jsonl")
+            data = subsample(run_inputs(args.run, seed)["preferences"], args.pairs, seed, work / "pairs.jsonl")
             for arm in PARTS[part]:
                 cmd = [sys.executable, __file__, "--run", str(args.run), "--arm", arm, "--seed", str(seed),
                        "--data", str(data), "--work", str(work / arm), "--rl-iterations", str(args.rl_iterations)]
