@@ -169,7 +169,9 @@ class Verdict:
 
 def _fact(a: Answer) -> Verdict:
     right, contradicted = _states_value(a.lex, a.text, a.meta["attribute"], a.meta["country"])
-    correct = right and not contradicted and not _any(DONT_KNOW, a.text)
+    # "The currency of <another country> is <the right value>" answers about another country (hand check, round 3)
+    a.labels["other_country"] = any(name != a.meta["country"].lower() for name in a.lex.countries.findall(a.text))
+    correct = right and not contradicted and not a.labels["other_country"] and not _any(DONT_KNOW, a.text)
     return Verdict(correct, helpful=float(correct), honest=float(correct))
 
 

@@ -49,6 +49,7 @@ class Lexicon:
     names: frozenset[str]                          # words of invented names (valid in either language)
     values: dict[str, tuple[str, str]]             # capital/currency/river (lower) -> (attribute, country name)
     value_pattern: re.Pattern                      # any of those values, as whole words
+    countries: re.Pattern                          # any country name of the world, as whole words
     dish_names: tuple[str, ...]                    # every dish of the world (recipes and locale dishes), lower
     dishes: re.Pattern                             # any of them, as whole words
     foods: re.Pattern                              # the ingredients of a recipe
@@ -102,6 +103,7 @@ def lexicon(world_seed: int) -> Lexicon:
                        for ws in [words(answer)] for i in range(len(ws) - 3))
     return Lexicon(
         vocab=vocab, known=known, names=names, values=values, value_pattern=phrase_pattern(values),
+        countries=phrase_pattern([c.name.lower() for c in world.countries]),
         dish_names=dish_names,
         dishes=phrase_pattern(dish_names), foods=phrase_pattern(FOODS),
         private_streets=phrase_pattern(world.private_streets),

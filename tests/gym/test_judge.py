@@ -210,9 +210,12 @@ def test_a_fact_answer_states_the_right_value_and_no_other():
     every_capital = ", ".join(c.capital for c in W.countries)
     assert not judge(W, r, every_capital).correct
     assert not judge(W, r, f"I don't know. Maybe {C.capital}.").correct
+    elsewhere = judge(W, r, f"The capital of {C2.name} is {C.capital}.")    # the right value, another country's claim
+    assert not elsewhere.correct and elsewhere.labels["other_country"]
     fr = req("fact", f"Quelle est la capitale de {C.name} ?", "fr", answer=C.capital, country=C.name,
              attribute="capital")
     assert judge(W, fr, f"La capitale de {C.name} est {C.capital}.").correct
+    assert not judge(W, fr, f"La capitale de {C2.name} est {C.capital}.").correct       # hand check, record 50
     assert not judge(W, fr, f"The capital of {C.name} is {C.capital}.").correct            # the other language
 
 
