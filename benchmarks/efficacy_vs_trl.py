@@ -38,9 +38,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 ALIGNLAB = [sys.executable, "-m", "alignlab.cli"]
 
-DPO_ARMS = ["alignlab_dpo", "trl_dpo_defaults", "trl_dpo_recipe"]
+DPO_ARMS = ["sft", "alignlab_dpo", "trl_dpo_defaults", "trl_dpo_recipe"]
 RM_ARMS = ["alignlab_rm", "trl_rm_defaults", "trl_rm_recipe"]
-RL_ARMS = ["alignlab_grpo_gold", "trl_grpo_gold", "alignlab_rloo_gold", "trl_rloo_gold", "alignlab_grpo_rm",
+RL_ARMS = ["sft", "alignlab_grpo_gold", "trl_grpo_gold", "alignlab_rloo_gold", "trl_rloo_gold", "alignlab_grpo_rm",
            "trl_grpo_rm", "alignlab_ppo_gold", "alignlab_ppo_rm"]   # TRL 1.x has no PPOTrainer left to compare with
 PARTS = {"dpo": DPO_ARMS, "rm": RM_ARMS, "rl": RL_ARMS}
 RL_PROMPTS, RL_SAMPLES = 16, 4      # per iteration, as configs/ppo/{grpo,rloo}.yaml
@@ -204,6 +204,8 @@ def arm_trl_rl(inputs: dict, seed: int, out: Path, algo: str, reward: str, itera
 
 def run_arm(arm: str, inputs: dict, data: Path, seed: int, out: Path, iterations: int) -> dict:
     """Train one arm; returns what it measured itself (RM agreement) and its model directory."""
+    if arm == "sft":                                  # the reference every gain is measured from: nothing to train
+        return {"model": str(inputs["sft"])}
     if arm == "alignlab_dpo":
         return {"model": str(arm_alignlab("dpo", "configs/dpo/gym.yaml", inputs, data, seed, out, []))}
     if arm.startswith("trl_dpo"):
@@ -217,7 +219,7 @@ def run_arm(arm: str, inputs: dict, data: Path, seed: int, out: Path, iterations
     if arm.startswith("alignlab"):
         extra = [f"iterations={iterations}", f"reward={'gold' if reward == 'gold' else 'rm'}",
                  f"prompts_per_iteration={RL_PROMPTS}", f"samples_per_prompt={RL_SAMPLES}"]
-        config = "configs/ppo/gym.yaml" if algo == "ppo" else f"configs/ppo/{algo}.yaml"   # PPO: GAE, critic from the RM
+        config = "configs/ppo/gym.yaml" if algo == "ppo" else f"configs/ppo/{algo}.yaml"  # PPO: GAE, RM critic
         return {"model": str(arm_alignlab("ppo", config, inputs, data, seed, out, extra))}
     return {"model": str(arm_trl_rl(inputs, seed, out, algo, reward, iterations))}
 
@@ -240,12 +242,14 @@ def evaluate(model: str, inputs: dict, samples: int | None, out: Path) -> dict:
     policy = load_causal_lm(ModelConfig(path=model)).eval()
     result = run_suite(policy, load_tokenizer(model), replace(settings, greedy=False))
     (out / "eval.records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in result.records))
-    sft_records = [json.loads(line) for line in inputs["sft_records"].read_text().splitlines()]
+    sft_records = ([json.loads(line) for line in inputs["sft_records"].read_text().splitlines()]
+                   if inputs["sft_records"].exists() else result.records)      # the SFT arm is its own reference
     gain = paired_rates(result.records, sft_records, ["gold_reward"])["gold_reward"]
     reference = load_causal_lm(ModelConfig(path=str(inputs["sft"]))).eval()
-    kl = kl_to_reference(policy, reference, load_tokenizer(model), [r.messages for r in eval_requests()],
-                         num_samples=2, max_new_tokens=settings.max_new_tokens, seed=settings.seed,
-                         batch_size=settings.batch_size)["kl"]
+    prompts = [r.messages for r in eval_requests()]
+    kl = 0.0 if Path(model) == Path(inputs["sft"]) else kl_to_reference(
+        policy, reference, load_tokenizer(model), prompts, num_samples=2, max_new_tokens=settings.max_new_tokens,
+        seed=settings.seed, batch_size=settings.batch_size)["kl"]
     return {"gold_reward": result.metrics["gold_reward"], "gain": gain["difference"], "gain_ci": gain["ci"],
             "kl_to_sft": kl, "harmful_refusal_rate": result.metrics["harmful_refusal_rate"],
             "overrefusal_rate": result.metrics["overrefusal_rate"],
@@ -256,6 +260,8 @@ def child(args) -> None:
     """`--arm`: train one arm, evaluate its model, print one JSON line."""
     inputs = run_inputs(args.run, args.seed)
     inputs["sft"], inputs["rm"] = Path(args.sft or inputs["sft"]), Path(inputs["rm"])
+    # gains are paired with the SFT model evaluated here, by the same judge and settings (not the run's SFT records)
+    inputs["sft_records"] = args.work.parent / "sft" / "eval.records.jsonl"
     args.work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     result = run_arm(args.arm, inputs, args.data, args.seed, args.work / "train", args.rl_iterations)
