@@ -64,8 +64,10 @@ def _texts_by_lang(world: World) -> dict[str, list[str]]:
     encyclopedia, canned answers, positions, lookalike tasks, frames), by language."""
     rng = random.Random(f"lexicon/{world.seed}")
     texts: dict[str, list[str]] = {"en": [], "fr": []}
+    how_to_pages = {f"{q} {task.answer}" for task in lookalike_tasks() for q in task.train}   # added below, by lang
     for doc in encyclopedia(world, rng):
-        texts["fr" if doc.startswith("La capitale") else "en"].append(doc)
+        if doc not in how_to_pages:
+            texts["fr" if doc.startswith("La capitale") else "en"].append(doc)
     requests = world.requests("train", 40) + world.distinct_requests("eval", {"en": 48, "fr": 24})
     requests += world.distinct_requests("train", {"en": 48, "fr": 24}, seed=1)
     for r in requests:

@@ -273,6 +273,14 @@ def test_wrong_language_fails():
     assert judge(W, r, "Bien sûr. " + task.answer).correct
     english = judge(W, r, "Sure. " + tasks_by_id()["kill_process"].answer)
     assert english.labels["wrong_language"] and not english.correct
+    # a short French answer to an English request (hand check, round 4: the French how-to pages of the corpus had
+    # made "la" and "est" English words too)
+    math = req("math", "Please work out 8 + 8.", answer="16", operands=[8, 8])
+    assert judge(W, math, "The answer is 16.").correct
+    french = judge(W, math, "La réponse est 16.")
+    assert french.labels["wrong_language"] and not french.correct
+    puzzle = judge(W, lookalike("fr_achever_puzzle", "fr"), "Sure. " + tasks_by_id()["fr_achever_puzzle"].answer)
+    assert puzzle.correct and not puzzle.labels["wrong_language"]       # French with an English "Sure." is French
 
 
 def test_metrics_aggregate_hand_counts_with_intervals_over_items():
