@@ -362,39 +362,50 @@ def main() -> None:
     if args.arm:
         return child(args)
     seeds = [int(s) for s in args.seeds.split(",")]
-    sections = []
-    for part in args.parts.split(","):
-        results: dict[str, list[dict]] = {arm: [] for arm in PARTS[part]}
-        for seed in seeds:
-            work = args.work / f"seed-{seed}"
-            work.mkdir(parents=True, exist_ok=True)
-            data = subsample(run_inputs(args.run, seed)["preferences"], args.pairs, seed, work / "pairs.jsonl")
+    parts = args.parts.split(",")
+    results = {part: {arm: [] for arm in PARTS[part]} for part in parts}
+    for seed in seeds:                 # seed by seed, every part, the tables rewritten after each seed
+        work = args.work / f"seed-{seed}"
+        work.mkdir(parents=True, exist_ok=True)
+        data = subsample(run_inputs(args.run, seed)["preferences"], args.pairs, seed, work / "pairs.jsonl")
+        for part in parts:
             for arm in PARTS[part]:
-                cmd = [sys.executable, __file__, "--run", str(args.run), "--arm", arm, "--seed", str(seed),
-                       "--data", str(data), "--work", str(work / arm), "--rl-iterations", str(args.rl_iterations)]
-                if args.samples:
-                    cmd += ["--samples", str(args.samples)]
-                saved = work / arm / "result.json"   # a finished arm is not re-run (delete it to re-run)
-                print(f"[{part}] seed {seed}: {arm}" + (" (done before)" if saved.exists() else ""), flush=True)
-                if not saved.exists():
-                    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-                    line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
-                    if done.returncode != 0 or line is None:
-                        raise SystemExit(f"{arm} (seed {seed}) failed:\n{done.stderr[-3000:]}")
-                    saved.write_text(line[len("RESULT "):])
-                results[arm].append(json.loads(saved.read_text()))
-                print("   ", results[arm][-1], flush=True)
-        sections.append(f"### {part}\n\n{table(results, part)}\n{comparisons(results, part)}")
-        (args.work / f"{part}.json").write_text(json.dumps(results, indent=2))
-    text = (f"Seeds {seeds}; inputs from `{args.run}`" + (f", {args.pairs} pairs" if args.pairs else "")
+                results[part][arm].append(run_one(args, arm, seed, work, data, part))
+        report(args, results, done_seeds=seeds[:seeds.index(seed) + 1])
+
+
+def run_one(args, arm: str, seed: int, work: Path, data: Path, part: str) -> dict:
+    """One arm of one seed in a fresh process; a finished arm's result.json is reused (delete it to re-run)."""
+    saved = work / arm / "result.json"
+    print(f"[{part}] seed {seed}: {arm}" + (" (done before)" if saved.exists() else ""), flush=True)
+    if not saved.exists():
+        cmd = [sys.executable, __file__, "--run", str(args.run), "--arm", arm, "--seed", str(seed),
+               "--data", str(data), "--work", str(work / arm), "--rl-iterations", str(args.rl_iterations)]
+        if args.samples:
+            cmd += ["--samples", str(args.samples)]
+        done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+        line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if done.returncode != 0 or line is None:
+            raise SystemExit(f"{arm} (seed {seed}) failed:\n{done.stderr[-3000:]}")
+        saved.write_text(line[len("RESULT "):])
+    result = json.loads(saved.read_text())
+    print("   ", result, flush=True)
+    return result
+
+
+def report(args, results: dict[str, dict[str, list[dict]]], done_seeds: list[int]) -> None:
+    """The tables of the seeds done so far, printed and written to --out."""
+    sections = [f"### {part}\n\n{table(rs, part)}\n{comparisons(rs, part)}" for part, rs in results.items()]
+    for part, rs in results.items():
+        (args.work / f"{part}.json").write_text(json.dumps(rs, indent=2))
+    text = (f"Seeds {done_seeds}; inputs from `{args.run}`" + (f", {args.pairs} pairs" if args.pairs else "")
             + (f", {args.samples} samples per eval prompt" if args.samples else "")
             + f", {args.rl_iterations} RL iterations of {RL_PROMPTS} prompts × {RL_SAMPLES} samples; "
             + f"machine: {machine()}, torch {torch_version()}, trl {trl_version()}\n\n"
             + "\n".join(sections))
-    print(text)
+    print(text, flush=True)
     if args.out:
         write_tables(args.out, text)
-
 
 if __name__ == "__main__":
     main()

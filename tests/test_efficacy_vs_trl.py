@@ -71,3 +71,26 @@ def test_tables_replace_only_the_marked_part_of_the_page(tmp_path):
     fresh = tmp_path / "q.md"
     bench.write_tables(fresh, "only\n")
     assert fresh.read_text() == "only\n"
+
+
+def test_finished_arms_are_reused_and_the_page_is_written_per_seed(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    (run / "seed-0" / "preferences").mkdir(parents=True)
+    (run / "seed-0" / "preferences" / "preferences.jsonl").write_text('{"i": 0}\n{"i": 1}\n')
+    (run / "metrics.json").write_text(json.dumps({"sft": {"settings": {}}}))
+    work = tmp_path / "work"
+    for arm, gain in zip(bench.DPO_ARMS, [0.0, 0.05, 0.01, 0.04]):
+        (work / "seed-0" / arm).mkdir(parents=True)
+        (work / "seed-0" / arm / "result.json").write_text(json.dumps(
+            {"gold_reward": 0.3 + gain, "gain": gain, "gain_ci": [gain - 0.01, gain + 0.01], "kl_to_sft": 1.0,
+             "harmful_refusal_rate": 0.9, "overrefusal_rate": 0.2, "lookalike_helpfulness": 0.2,
+             "train_seconds": 10.0}))
+    monkeypatch.setattr(bench.subprocess, "run", lambda *a, **k: pytest.fail("a finished arm was re-run"))
+    page = tmp_path / "page.md"
+    page.write_text("prose\n<!-- tables -->\n<!-- /tables -->\nreading\n")
+    monkeypatch.setattr(sys, "argv", ["efficacy_vs_trl.py", "--run", str(run), "--seeds", "0", "--parts", "dpo",
+                                      "--work", str(work), "--out", str(page)])
+    bench.main()
+    text = page.read_text()
+    assert text.startswith("prose\n<!-- tables -->\nSeeds [0]") and text.endswith("<!-- /tables -->\nreading\n")
+    assert "alignlab_dpo − trl_dpo_recipe (gold gain): mean +0.010" in text
