@@ -188,10 +188,13 @@ def arm_trl_rl(inputs: dict, seed: int, out: Path, algo: str, reward: str, itera
     dataset = Dataset.from_list([{"prompt": r["prompt"], "family": r["family"], "lang": r["lang"],
                                   "gym_meta": r["gym_meta"]} for r in rows])
     Config, Trainer = (GRPOConfig, GRPOTrainer) if algo == "grpo" else (RLOOConfig, RLOOTrainer)
+    # The same budget as alignlab's loop: each generation batch is 16 prompts × 4 samples (64 rollouts), used for 2
+    # epochs of 2 minibatches of 32 — 4 optimizer steps per batch, `iterations` batches. TRL counts optimizer steps
+    # and regenerates every steps_per_generation × num_iterations of them.
     args = Config(**_trl_common(out, seed), learning_rate=1e-4, lr_scheduler_type="constant", beta=0.05,
-                  num_generations=RL_SAMPLES, per_device_train_batch_size=RL_PROMPTS * RL_SAMPLES,
-                  max_completion_length=48, num_iterations=2, epsilon=0.2, temperature=1.0,
-                  max_steps=iterations, max_grad_norm=1.0)
+                  num_generations=RL_SAMPLES, per_device_train_batch_size=RL_PROMPTS * RL_SAMPLES // 2,
+                  steps_per_generation=2, max_completion_length=48, num_iterations=2, epsilon=0.2, temperature=1.0,
+                  max_steps=iterations * 4, max_grad_norm=1.0)
     fn = gold_reward_fn() if reward == "gold" else rm_reward_fn(inputs["rm"])
     tokenizer = AutoTokenizer.from_pretrained(inputs["sft"])
     trainer = Trainer(model=str(inputs["sft"]), reward_funcs=[fn], args=args, train_dataset=dataset,
