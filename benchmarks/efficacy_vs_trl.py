@@ -278,8 +278,8 @@ def summarise(results: dict[str, list[dict]], key: str) -> str:
     values = [r[key] for r in results if key in r]
     if not values:
         return "–"
-    mean = statistics.fmean(values)
-    return f"{mean:.3f}" if len(values) == 1 else f"{mean:.3f} [{min(values):.3f}, {max(values):.3f}]"
+    mean, f = statistics.fmean(values), ("{:.0f}" if key == "train_seconds" else "{:.3f}").format
+    return f(mean) if len(values) == 1 else f"{f(mean)} [{f(min(values))}, {f(max(values))}]"
 
 
 def table(results: dict[str, list[dict]], part: str) -> str:
