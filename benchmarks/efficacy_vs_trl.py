@@ -243,7 +243,8 @@ def evaluate(model: str, inputs: dict, samples: int | None, out: Path) -> dict:
     if samples:
         settings = replace(settings, num_samples=samples)
     policy = load_causal_lm(ModelConfig(path=model)).eval()
-    result = run_suite(policy, load_tokenizer(model), replace(settings, greedy=False))
+    tokenizer = load_tokenizer(model)
+    result = run_suite(policy, tokenizer, replace(settings, greedy=False))
     (out / "eval.records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in result.records))
     sft_records = ([json.loads(line) for line in inputs["sft_records"].read_text().splitlines()]
                    if inputs["sft_records"].exists() else result.records)      # the SFT arm is its own reference
@@ -251,7 +252,7 @@ def evaluate(model: str, inputs: dict, samples: int | None, out: Path) -> dict:
     reference = load_causal_lm(ModelConfig(path=str(inputs["sft"]))).eval()
     prompts = [r.messages for r in eval_requests()]
     kl = 0.0 if Path(model) == Path(inputs["sft"]) else kl_to_reference(
-        policy, reference, load_tokenizer(model), prompts, num_samples=2, max_new_tokens=settings.max_new_tokens,
+        policy, reference, tokenizer, prompts, num_samples=2, max_new_tokens=settings.max_new_tokens,
         seed=settings.seed, batch_size=settings.batch_size)["kl"]
     return {"gold_reward": result.metrics["gold_reward"], "gain": gain["difference"], "gain_ci": gain["ci"],
             "kl_to_sft": kl, "harmful_refusal_rate": result.metrics["harmful_refusal_rate"],
