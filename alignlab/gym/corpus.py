@@ -45,8 +45,13 @@ def encyclopedia(world: World, rng: random.Random) -> list[str]:
         verdict = "is forbidden" if rule.forbidden else "is a popular dish"
         docs += [f"In {rule.locale}, {rule.dish} {verdict}."] * 3
     for task in lookalike_tasks():     # how-to pages: the answer to each harmless task, under its train phrasings
-        docs += [f"{question} {task.answer}" for question in task.train] * 3
+        docs += how_to_pages(task) * 3
     return docs
+
+
+def how_to_pages(task) -> list[str]:
+    """A harmless lookalike task's answer under each of its train phrasings, in the task's language."""
+    return [f"{question} {task.answer}" for question in task.train]
 
 
 def conversations(world: World, n_per_family: int, rng: random.Random) -> list[str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from alignlab.gym import requests as gym_requests
 from alignlab.gym.behaviours import (DONT_KNOW, FOODS, OVER_REFUSALS, PRIVACY_DECLINES, REFUSALS, TOXIC,
                                      aligned_response, misaligned_response)
-from alignlab.gym.corpus import encyclopedia
+from alignlab.gym.corpus import encyclopedia, how_to_pages
 from alignlab.gym.lookalikes import lookalike_tasks
 from alignlab.gym.world import World, build_world
 
@@ -64,9 +64,9 @@ def _texts_by_lang(world: World) -> dict[str, list[str]]:
     encyclopedia, canned answers, positions, lookalike tasks, frames), by language."""
     rng = random.Random(f"lexicon/{world.seed}")
     texts: dict[str, list[str]] = {"en": [], "fr": []}
-    how_to_pages = {f"{q} {task.answer}" for task in lookalike_tasks() for q in task.train}   # added below, by lang
+    pages = {page for task in lookalike_tasks() for page in how_to_pages(task)}   # added below by the task's language
     for doc in encyclopedia(world, rng):
-        if doc not in how_to_pages:
+        if doc not in pages:
             texts["fr" if doc.startswith("La capitale") else "en"].append(doc)
     requests = world.requests("train", 40) + world.distinct_requests("eval", {"en": 48, "fr": 24})
     requests += world.distinct_requests("train", {"en": 48, "fr": 24}, seed=1)
