@@ -180,13 +180,25 @@ def _build(cls: type, raw: Any, prefix: str, where: str, origin: dict[str, str])
     for name, f in fields.items():
         dotted = prefix + name
         if name in raw:
-            values[name] = _convert(hints[name], raw[name], dotted, where, origin)
+            value = raw[name]
+            if dataclasses.is_dataclass(hints[name]) and isinstance(value, dict) \
+                    and f.default_factory is not dataclasses.MISSING:
+                # a section given in part keeps the field's own defaults for the rest (not only the class's)
+                value = _merged(dataclasses.asdict(f.default_factory()), value)
+            values[name] = _convert(hints[name], value, dotted, where, origin)
         elif dataclasses.is_dataclass(hints[name]) and f.default is dataclasses.MISSING \
                 and f.default_factory is dataclasses.MISSING:
             values[name] = _build(hints[name], {}, dotted + ".", where, origin)   # reports its own missing keys
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"missing required key '{dotted}' in {where}; add it to the file or pass {dotted}=...")
     return cls(**values)
+
+
+def _merged(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def _convert(hint: Any, value: Any, dotted: str, where: str, origin: dict[str, str]) -> Any:

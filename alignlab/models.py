@@ -19,6 +19,13 @@ from alignlab.ops import shifted_token_logps, token_logps
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float64": torch.float64}
 
 
+def choose_device(name: str = "auto") -> torch.device:
+    """The one place a device is chosen: "auto" is the GPU where there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def load_tokenizer(path: str):
     """The tokenizer saved with the model (its chat template is the single source of truth)."""
     tokenizer = AutoTokenizer.from_pretrained(path)

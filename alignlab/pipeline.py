@@ -26,7 +26,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Literal
 
-from alignlab.config import load_config
+from alignlab.command import run_cli
+from alignlab.config import ConfigError, load_config
 from alignlab.eval.settings import EvalSettings
 
 log = logging.getLogger("alignlab.pipeline")
@@ -141,9 +142,9 @@ def evaluate_model(model_path: str, ctx: Context, out_dir: Path) -> dict:
 
     from alignlab.config import ModelConfig
     from alignlab.eval.cli import SUITES
-    from alignlab.models import load_causal_lm, load_tokenizer
+    from alignlab.models import choose_device, load_causal_lm, load_tokenizer
 
-    model = load_causal_lm(ModelConfig(path=model_path)).eval()
+    model = load_causal_lm(ModelConfig(path=model_path)).to(choose_device()).eval()
     result = importlib.import_module(SUITES[ctx.cfg.suite]).run_suite(model, load_tokenizer(model_path), ctx.cfg.eval)
     metrics = result.metrics | {"settings": asdict(ctx.cfg.eval), "model": model_path}
     (out_dir / "eval.json").write_text(json.dumps(metrics, indent=2))
@@ -201,7 +202,7 @@ def run_rm(stage: StageConfig, ctx: Context, out_dir: Path) -> StageOutput:
 
 def run_ppo(stage: StageConfig, ctx: Context, out_dir: Path) -> StageOutput:
     from alignlab.train.ppo import PPOConfig, train
-    prompts = [] if stage.data is None else ["data.source=preferences", f"data.files=[{ctx.resolve_data(stage.data)}]"]
+    prompts = [] if stage.data is None else ["data.source=files", f"data.files=[{ctx.resolve_data(stage.data)}]"]
     cfg = load_config(PPOConfig, stage.config, [*stage.overrides, f"model.path={ctx.resolve_model(stage.model)}",
                                                 f"reward_model.path={ctx.resolve_model(stage.reference)}",
                                                 *prompts, f"run.out_dir={out_dir}"])
@@ -229,20 +230,28 @@ def _evaluated(stage: StageConfig, ctx: Context, out_dir: Path, model: str, kl_r
     metrics = evaluate_model(model, ctx, out_dir)
     ref_name = kl_reference or stage.model
     if ref_name is not None:
-        metrics[f"kl_to_{ref_name}"] = _kl(model, ctx.resolve_model(ref_name), ctx)
+        kl = _kl(model, ctx.resolve_model(ref_name), ctx, out_dir / "eval.records.jsonl")
+        if kl is not None:
+            metrics[f"kl_to_{ref_name}"] = kl
         (out_dir / "eval.json").write_text(json.dumps(metrics, indent=2))
     return StageOutput(model=model, metrics=metrics)
 
 
-def _kl(policy_path: str, reference_path: str, ctx: Context) -> float:
+def _kl(policy_path: str, reference_path: str, ctx: Context, records_path: Path) -> float | None:
+    """KL on the prompts the suite just evaluated (its eval.records.jsonl); None for a suite whose records carry no
+    prompt."""
     from alignlab.config import ModelConfig
     from alignlab.eval.divergence import kl_to_reference
-    from alignlab.gym.evaluate import eval_requests
-    from alignlab.models import load_causal_lm, load_tokenizer
+    from alignlab.models import choose_device, load_causal_lm, load_tokenizer
 
-    policy = load_causal_lm(ModelConfig(path=policy_path)).eval()
-    reference = load_causal_lm(ModelConfig(path=reference_path)).eval()
-    prompts = [r.messages for r in eval_requests(ctx.cfg.eval.limit)]
+    records = [json.loads(line) for line in records_path.read_text().splitlines() if line.strip()]
+    prompts = [r.get("messages", r.get("prompt")) for r in records]
+    if not prompts or any(p is None for p in prompts):
+        log.warning("no KL for %s: the %s suite's records carry no prompt", policy_path, ctx.cfg.suite)
+        return None
+    device = choose_device()
+    policy = load_causal_lm(ModelConfig(path=policy_path)).to(device).eval()
+    reference = load_causal_lm(ModelConfig(path=reference_path)).to(device).eval()
     return kl_to_reference(policy, reference, load_tokenizer(policy_path), prompts, num_samples=2,
                            max_new_tokens=ctx.cfg.eval.max_new_tokens, seed=ctx.cfg.eval.seed,
                            batch_size=ctx.cfg.eval.batch_size)["kl"]
@@ -260,6 +269,25 @@ RUNNERS: dict[str, Callable[[StageConfig, Context, Path], StageOutput]] = {
 }
 
 
+def check_worlds(cfg: PipelineConfig) -> None:
+    """The gym data stages must build the world the gym suite judges in (the bundled base model's): data of another
+    world would be judged against the wrong facts without a word."""
+    if cfg.suite != "gym":
+        return
+    from alignlab.gym.cli import DemosConfig
+    from alignlab.gym.evaluate import WORLD_SEED
+    from alignlab.gym.preferences import PreferencesConfig
+    kinds = {"gym_demos": DemosConfig, "gym_preferences": PreferencesConfig}
+    for stage in cfg.stages:
+        if stage.kind in kinds:
+            stage_cfg = load_config(kinds[stage.kind], stage.config,
+                                    [o for o in stage.overrides if o.startswith("world_seed=")])
+            if stage_cfg.world_seed != WORLD_SEED:
+                raise ConfigError(f"stage '{stage.name}' builds gym data in world_seed {stage_cfg.world_seed}, but "
+                                  f"the gym suite judges in world_seed {WORLD_SEED} (the base model's world); use "
+                                  f"world_seed={WORLD_SEED}")
+
+
 def _load_done(out_dir: Path) -> dict | None:
     marker = out_dir / "stage.json"
     return json.loads(marker.read_text()) if marker.exists() else None
@@ -272,11 +300,12 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, dict]:
     _setup_logging(run_dir / "pipeline.log")
     names = [s.name for s in cfg.stages]
     if len(set(names)) != len(names):
-        raise ValueError(f"stage names must be unique, got {names}")
+        raise ConfigError(f"stage names must be unique, got {names}")
     for stage in cfg.stages:
         if stage.kind not in RUNNERS:
-            raise NotImplementedError(f"stage '{stage.name}': kind '{stage.kind}' has no runner yet "
-                                      f"(available: {', '.join(RUNNERS)})")
+            raise ConfigError(f"stage '{stage.name}': kind '{stage.kind}' has no runner "
+                              f"(available: {', '.join(RUNNERS)})")
+    check_worlds(cfg)
     if not cfg.seeds:
         ctx = Context(cfg, run_dir)
         metrics = _run_stages(cfg.stages, ctx)
@@ -438,16 +467,18 @@ def _setup_logging(path: Path) -> None:
         root.addHandler(handler)
 
 
-def main(argv: list[str]) -> int:
-    if not argv or argv[0] in {"-h", "--help"}:
-        print("usage: alignlab pipeline CONFIG.yaml [--seeds 0,1,2] [key=value ...]\n\n" + (__doc__ or ""))
-        return 0
-    overrides = list(argv[1:])
-    if "--seeds" in overrides:
-        i = overrides.index("--seeds")
-        if i + 1 >= len(overrides):
-            raise SystemExit("--seeds needs a comma-separated list, e.g. --seeds 0,1,2")
-        overrides[i:i + 2] = [f"seeds=[{overrides[i + 1]}]"]
-    cfg = load_config(PipelineConfig, argv[0], overrides)
+def run_and_say_where(cfg: PipelineConfig) -> str:
     run_pipeline(cfg)
-    return 0
+    return f"metrics: {Path(cfg.run_dir) / 'metrics.json'}"
+
+
+def main(argv: list[str]) -> int:
+    usage = "usage: alignlab pipeline CONFIG.yaml [--seeds 0,1,2] [key=value ...]\n\n" + (__doc__ or "")
+    argv = list(argv)
+    if "--seeds" in argv:                  # --seeds 0,1,2 is the override seeds=[0,1,2]
+        i = argv.index("--seeds")
+        if i + 1 >= len(argv):
+            print("alignlab pipeline: --seeds needs a comma-separated list, e.g. --seeds 0,1,2", file=sys.stderr)
+            return 2
+        argv[i:i + 2] = [f"seeds=[{argv[i + 1]}]"]
+    return run_cli("pipeline", PipelineConfig, run_and_say_where, usage, argv)

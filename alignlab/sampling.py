@@ -13,9 +13,10 @@ import torch
 from torch import Tensor
 from transformers.cache_utils import Cache, DynamicLayer
 
+from alignlab.data.chat import encode_prompt
+from alignlab.data.records import Prompt
+from alignlab.ops import token_logps
 from alignlab.sampling_fast import llama_decoder
-
-Prompt = str | list[dict[str, str]]
 
 
 @dataclass
@@ -30,6 +31,27 @@ class SampleBatch:
     response_ids: Tensor   # (B, A) right-padded with pad_token_id after the EOS (or after max_new_tokens)
     response_mask: Tensor  # (B, A) 1 on generated tokens up to and including the EOS
     logps: Tensor          # (B, A) log-prob of each generated token at sampling time (see sample_tokens); 0 on padding
+
+
+def sequence_inputs(batch) -> tuple[Tensor, Tensor, Tensor]:
+    """ids, attention mask and position ids of prompt ‖ response, (B, P + A) each, with the positions the sampler
+    used (left padding does not shift them). `batch`: a SampleBatch, or anything with its four id/mask fields."""
+    input_ids = torch.cat([batch.prompt_ids, batch.response_ids], dim=1)
+    attention_mask = torch.cat([batch.prompt_mask, batch.response_mask], dim=1)
+    positions = (attention_mask.cumsum(1) - 1).clamp(min=0)
+    return input_ids, attention_mask, positions
+
+
+def response_forward(model, batch) -> tuple[Tensor, Tensor]:
+    """log-probs under `model` of the sampled response tokens (B, A), 0 on padding, and the logits that predicted
+    them (B, A, V): one forward over prompt ‖ response with the sampler's positions, so for the sampling model at
+    temperature 1 it reproduces `batch.logps`. Rollouts (π_old, π_ref, the PPO update) and the KL of
+    `alignlab.eval.divergence` all use it."""
+    input_ids, attention_mask, positions = sequence_inputs(batch)
+    P, A = batch.prompt_ids.shape[1], batch.response_ids.shape[1]
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions).logits
+    logits = logits[:, P - 1:P - 1 + A].float()                                          # (B, A, V)
+    return token_logps(logits, batch.response_ids) * batch.response_mask, logits
 
 
 def generate(model, tokenizer, prompts: list[Prompt], *, max_new_tokens: int, temperature: float,
@@ -75,14 +97,6 @@ def generate(model, tokenizer, prompts: list[Prompt], *, max_new_tokens: int, te
                 ids = ids[:-1]
             texts[row] = tokenizer.decode(ids, skip_special_tokens=True)
     return [texts[i * num_samples:(i + 1) * num_samples] for i in range(len(prompts))]
-
-
-def encode_prompt(prompt: Prompt, tokenizer) -> list[int]:
-    """Token ids of a prompt: raw text as is, chat messages through the chat template with the generation prompt."""
-    if isinstance(prompt, str):
-        return tokenizer(prompt)["input_ids"]
-    text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
 def sample_tokens(model, prompt_ids: list[list[int]], *, max_new_tokens: int, temperature: float, eos_token_id: int,

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from vllm import LLM, SamplingParams
 
-from alignlab.sampling import Prompt, encode_prompt
+from alignlab.data.chat import encode_prompt
+from alignlab.data.records import Prompt
 
 _engine: tuple[tuple[str, int], LLM] | None = None    # ((path, weights mtime), engine): building one takes seconds
 

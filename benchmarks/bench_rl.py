@@ -104,7 +104,7 @@ def run_alignlab(work: Path, out_dir: Path, iterations: int, setting: Setting, v
         rollout.sample_tokens = lambda *args, **kwargs: sample(*args, **kwargs, fast=False)
     cfg = ppo.PPOConfig(
         model=ModelConfig(path=str(work / "model")), reward_model=ppo.RewardModelRef(path="(bench_rl.reward)"),
-        data=ppo.PromptDataConfig(source="preferences", files=[str(work / "prompts.jsonl")]),
+        data=ppo.PromptSourceConfig(source="files", files=[str(work / "prompts.jsonl")]),
         iterations=iterations, prompts_per_iteration=setting.prompts, samples_per_prompt=setting.samples,
         max_new_tokens=setting.new_tokens, advantage="rloo", kl=ppo.KLConfig(adaptive=False, beta=BETA),
         clip_eps=CLIP, ppo_epochs=1, minibatch_size=setting.batch, micro_batch_size=setting.micro_batch,

@@ -125,7 +125,7 @@ def arm_trl_rm(inputs: dict, data: Path, seed: int, out: Path, recipe: bool) -> 
     from trl import RewardConfig, RewardTrainer
 
     from alignlab.config import load_config
-    from alignlab.train.reward import RMConfig, agreement_with_gold, gold_pool
+    from alignlab.train.reward import RMConfig, agreement, gold_pool, reference_rewards
     from alignlab.train.run import setup_run
     options = dict(learning_rate=3e-4, per_device_train_batch_size=32, num_train_epochs=2,
                    lr_scheduler_type="cosine", warmup_steps=5) if recipe else dict(num_train_epochs=1)
@@ -137,7 +137,7 @@ def arm_trl_rm(inputs: dict, data: Path, seed: int, out: Path, recipe: bool) -> 
     model = trainer.model.eval()
     cfg = load_config(RMConfig, REPO / "configs/rm/gym.yaml", [f"model.path={inputs['sft']}",
                                                               f"run.out_dir={out / 'gold'}"])
-    requests, samples = gold_pool(cfg, setup_run(cfg.run, cfg))
+    records, samples = gold_pool(cfg, setup_run(cfg.run, cfg))
 
     def score(messages, response):
         text = tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": response}],
@@ -145,14 +145,14 @@ def arm_trl_rm(inputs: dict, data: Path, seed: int, out: Path, recipe: bool) -> 
         ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
         with torch.no_grad():
             return model(**ids).logits[0, 0].item()
-    scores = [[score(r.messages, t) for t in texts] for r, texts in zip(requests, samples)]
-    agree, total = agreement_with_gold(requests, samples, scores)
+    scores = [[score(r.prompt, t) for t in texts] for r, texts in zip(records, samples)]
+    agree, total = agreement(reference_rewards(cfg, records, samples), scores)
     return {"rm_gold_agreement": agree / max(total, 1), "gold_pairs": total}
 
 
 def gold_reward_fn():
     """The gym's gold judge as a TRL reward function: (prompts, completions, **dataset columns) -> rewards, on the
-    same scale as alignlab's `reward: gold` (gold_scale · (gold − ½), gold_scale 1)."""
+    gold − ½ (alignlab's `reward: gold` arms use 3·(gold − ½), `reward_scale=3 reward_shift=0.5`)."""
     from alignlab.gym.evaluate import WORLD_SEED
     from alignlab.gym.judge import judge
     from alignlab.gym.world import Request, build_world
@@ -220,7 +220,9 @@ def run_arm(arm: str, inputs: dict, data: Path, seed: int, out: Path, iterations
         return arm_trl_rm(inputs, data, seed, out, arm.endswith("recipe"))
     _, algo, reward = arm.split("_")
     if arm.startswith("alignlab"):
-        extra = [f"iterations={iterations}", f"reward={'gold' if reward == 'gold' else 'rm'}",
+        # reward=gold on a normalised RM's scale: 3·(gold − ½), as every alignlab gold run so far
+        scoring = ["reward=gold", "reward_scale=3", "reward_shift=0.5"] if reward == "gold" else ["reward=rm"]
+        extra = [f"iterations={iterations}", *scoring,
                  f"prompts_per_iteration={RL_PROMPTS}", f"samples_per_prompt={RL_SAMPLES}"]
         config = "configs/ppo/gym.yaml" if algo == "ppo" else f"configs/ppo/{algo}.yaml"  # PPO: GAE, RM critic
         return {"model": str(arm_alignlab("ppo", config, inputs, data, seed, out, extra))}

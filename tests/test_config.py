@@ -9,6 +9,7 @@ from typing import Literal
 
 import pytest
 
+from alignlab.best_of_n import BestOfNConfig
 from alignlab.config import ConfigError, ModelConfig, OptimConfig, RunConfig, dump_config, load_config
 from alignlab.gym.preferences import PreferencesConfig
 from alignlab.gym.pretrain import PretrainConfig
@@ -34,6 +35,7 @@ CONFIG_CLASSES: dict[str, type] = {
     "tiny/rm.yaml": RMConfig,
     "gym/preferences.yaml": PreferencesConfig,
     "ppo": PPOConfig,
+    "best_of_n": BestOfNConfig,
     "tiny/ppo.yaml": PPOConfig,
 }
 

@@ -81,7 +81,7 @@ def test_ppo_stage_takes_its_prompts_from_a_data_stage(monkeypatch, tmp_path, da
     if data is None:
         assert cfg.data.source == "gym"
     else:
-        assert cfg.data.source == "preferences" and cfg.data.files == ["/data/prefs.jsonl"]
+        assert cfg.data.source == "files" and cfg.data.files == ["/data/prefs.jsonl"]
 
 
 def test_seeds_run_the_randomised_stages_once_each_and_report_over_seeds(pipeline_yaml, tmp_path):
@@ -106,3 +106,30 @@ def test_seeds_run_the_randomised_stages_once_each_and_report_over_seeds(pipelin
     assert paired["items"] == sft["gold_reward_items"]
     assert paired["difference"] == pytest.approx(sft["gold_reward"] - json.loads(
         (run / "metrics.json").read_text())["base"]["gold_reward"])
+
+
+def test_gym_data_of_another_world_is_refused_before_anything_runs(tmp_path, capsys):
+    """A gym data stage built in world 1 would be judged by the gym suite in world 0 (the base model's): refused
+    with both seeds named, as one line and exit status 2 from the command."""
+    from alignlab.config import ConfigError
+    from alignlab.pipeline import StageConfig, main
+
+    stages = [StageConfig("demos", "gym_demos", overrides=["n=3", "world_seed=1"], evaluate=False)]
+    with pytest.raises(ConfigError, match="world_seed 1.*world_seed 0"):
+        run_pipeline(PipelineConfig(run_dir=str(tmp_path / "run"), stages=stages))
+    assert not (tmp_path / "run" / "demos").exists()
+    config = tmp_path / "p.yaml"
+    config.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run2"), "stages": [
+        {"name": "demos", "kind": "gym_demos", "overrides": ["n=3", "world_seed=1"], "evaluate": False}]}))
+    assert main([str(config)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("alignlab pipeline: stage 'demos' builds gym data in world_seed 1")
+    assert main([str(config), "no_such_key=1"]) == 2
+    assert "unknown key 'no_such_key'" in capsys.readouterr().err
+
+
+def test_gym_files_carry_their_world(tmp_path):
+    from alignlab.gym.cli import DemosConfig, write_demos
+    out = write_demos(DemosConfig(out=str(tmp_path / "demos.jsonl"), n=20, world_seed=2))
+    seeds = [json.loads(line)["world_seed"] for line in out.read_text().splitlines()]
+    assert seeds and set(seeds) == {2}

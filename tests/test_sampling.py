@@ -7,7 +7,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from alignlab.ops import shifted_token_logps
-from alignlab.sampling import SampleBatch, encode_prompt, generate, sample_tokens
+from alignlab.data.chat import encode_prompt
+from alignlab.sampling import SampleBatch, generate, sample_tokens
 
 PROMPTS = ["What is the capital of Veloria?", "Hi", "How do I kill a stuck process? Use the kill command.",
            "17 + 25 ="]

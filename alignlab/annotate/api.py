@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from alignlab.annotate import export, imports, store, tasks
-from alignlab.annotate.app import db_of
+from alignlab.annotate.db import db_of
 from alignlab.annotate.schema import Project, User
 
 router = APIRouter(prefix="/api/v1")

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from alignlab.annotate import export, imports, stats, store, tasks
-from alignlab.annotate.db import Database
+from alignlab.annotate.db import Database, db_of
 from alignlab.annotate.migrations import migrate
 from alignlab.annotate.schema import CRITERIA, KINDS, ROLE_KINDS, Project, User
 from alignlab.annotate.security import same_token
@@ -94,9 +94,6 @@ def _errors(app: FastAPI) -> None:
     def login(request: Request, exc: LoginRequired):
         return RedirectResponse("/login", status_code=303)
 
-
-def db_of(request: Request) -> Database:
-    return request.app.state.db
 
 
 async def form_data(request: Request) -> FormData:

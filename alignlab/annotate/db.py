@@ -66,3 +66,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def db_of(request) -> Database:
+    """The database of the app serving a request (a FastAPI Request; pages and the JSON API both use it)."""
+    return request.app.state.db

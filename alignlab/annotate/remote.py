@@ -1,19 +1,21 @@
-"""People as the annotators of the online RLHF loop: the same `.compare` / `.rank` interface as the gym's
-`SimulatedAnnotator`, answered through the platform's JSON API.
+"""People as the annotators of the online RLHF loop (`online.annotator: platform`): the annotator interface of
+`alignlab.annotators` (`compare`, `rank`, `equally_good`), answered through the platform's JSON API.
 
-Each call posts a task (idempotent: the key is a hash of the request id and the responses, so a restarted loop
+Each call posts a task (idempotent: the key is a hash of the prompt's id and the responses, so a restarted loop
 re-attaches to the same item) and waits until `min_labels` people have labelled it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass, field
 
 import httpx
 
 from alignlab.annotate.schema import CRITERIA
+from alignlab.data.records import PromptRecord
 
 
 @dataclass
@@ -29,6 +31,7 @@ class PlatformAnnotator:
     timeout_s: float | None = None
     """Give up (TimeoutError) after this many seconds without enough labels; None waits as long as it takes."""
     _http: httpx.Client = field(init=False, repr=False)
+    _seen: dict = field(init=False, repr=False, default_factory=dict)    # task key → labels, for equally_good
 
     def __post_init__(self):
         assert self.criterion in CRITERIA, f"criterion must be one of {CRITERIA}"
@@ -40,20 +43,30 @@ class PlatformAnnotator:
         """Provenance the RLHF loop writes next to each pair (as the simulated annotators' ids)."""
         return f"platform:{self.base_url}/projects/{self.project}:{self.criterion}"
 
-    def compare(self, request, a: str, b: str) -> int:
+    def compare(self, item: PromptRecord, a: str, b: str) -> int:
         """0 if people prefer `a`, 1 if `b`: the majority verdict on `criterion`; an even split or all-tie is
         broken by a coin seeded with the task key (so a re-run gets the same answer)."""
-        key = _key(request.id, [a, b])
-        labels = self._labels(key, "pairwise", request.messages, [a, b])
-        winners = [label["criteria"][self.criterion]["winner"] for label in labels]
+        key = _key(item.id, [a, b])
+        winners = [label["criteria"][self.criterion]["winner"] for label in self._pair_labels(item, a, b)]
         votes_a, votes_b = winners.count(0), winners.count(1)
         if votes_a != votes_b:
             return 0 if votes_a > votes_b else 1
         return int(key, 16) % 2
 
-    def rank(self, request, responses: list[str]) -> list[int]:
+    def equally_good(self, item: PromptRecord, a: str, b: str) -> bool:
+        """People called the two equally good: no label on `criterion` names a winner."""
+        return all(label["criteria"][self.criterion]["winner"] not in (0, 1)
+                   for label in self._pair_labels(item, a, b))
+
+    def _pair_labels(self, item: PromptRecord, a: str, b: str) -> list[dict]:
+        key = _key(item.id, [a, b])
+        if key not in self._seen:
+            self._seen = {key: self._labels(key, "pairwise", item.prompt, [a, b])}    # the last pair only
+        return self._seen[key]
+
+    def rank(self, item: PromptRecord, responses: list[str]) -> list[int]:
         """Rank of each response, 0 = best: the mean rank over labels (best-of-K labels rank the rest equal)."""
-        labels = self._labels(_key(request.id, responses), "rank", request.messages, responses)
+        labels = self._labels(_key(item.id, responses), "rank", item.prompt, responses)
         k = len(responses)
         mean = [0.0] * k
         for label in labels:
@@ -76,8 +89,9 @@ class PlatformAnnotator:
             labels = self._call(start, "GET", f"/api/v1/items/{item_id}/labels").json()["labels"]
             if len(labels) >= self.min_labels:
                 return labels
-            self._wait(start, f"item {item_id} in project {self.project} has {len(labels)} of {self.min_labels} "
-                              "labels; ask annotators to work its queue")
+            self._wait(start, f"nobody answered in time: item {item_id} in project {self.project} at "
+                              f"{self.base_url} has {len(labels)} of {self.min_labels} labels; ask annotators to "
+                              "work its queue, or raise online.annotator_options.timeout_s")
 
     def _call(self, start: float, method: str, path: str, **kw) -> httpx.Response:
         """One API call; while the platform is unreachable (restarting), retry every poll_s until timeout_s."""
@@ -100,3 +114,18 @@ class PlatformAnnotator:
 def _key(request_id: str, responses: list[str]) -> str:
     return hashlib.sha256("\0".join([request_id, *responses]).encode()).hexdigest()[:40]
 
+
+
+def platform_annotators(seed: int = 0, items=(), url: str = "http://127.0.0.1:8000", project: int = 1,
+                        token_env: str = "ALIGNLAB_ANNOTATE_TOKEN", criterion: str = "helpful", min_labels: int = 1,
+                        timeout_s: float | None = 600.0, poll_s: float = 2.0) -> list[PlatformAnnotator]:
+    """`online.annotator: platform`: people labelling in project `project` of a running `alignlab annotate serve`.
+    The API token (an admin's of that project: `alignlab annotate token --as EMAIL`) is read from the environment
+    variable `token_env`, never from a config file."""
+    token = os.environ.get(token_env)
+    if not token:
+        raise ValueError(f"no API token in ${token_env}: create one with `alignlab annotate token --as ADMIN_EMAIL` "
+                         f"and export {token_env}=TOKEN (or set online.annotator_options.token_env)")
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {', '.join(CRITERIA)}, got {criterion!r}")
+    return [PlatformAnnotator(url, token, project, criterion, min_labels, poll_s, timeout_s)]

@@ -300,3 +300,27 @@ def write_jsonl(path: str | Path, records: Iterable[Any]) -> Path:
             f.write(json.dumps(obj, ensure_ascii=False) + "\n")
     return path
 
+
+
+# -- plain text ------------------------------------------------------------------------------------------------
+
+
+def read_texts(path: str | Path) -> list[str]:
+    """Documents for a language-modelling term (PPO-ptx): JSONL rows with a "text" column (`.jsonl`, `.jsonl.gz`),
+    or a text file whose documents are separated by blank lines."""
+    name = str(path)
+    if name.endswith((".jsonl", ".jsonl.gz")):
+        return [_text(obj.get("text"), "text", where, allow_empty=False) if "text" in obj else
+                _missing_text(obj, where) for where, obj in _records(name)]
+    try:
+        with _open(name, "r") as f:
+            docs = [d.strip() for d in f.read().split("\n\n") if d.strip()]
+    except FileNotFoundError:
+        raise DataError(f"{name}: file not found; check the path in the config") from None
+    if not docs:
+        raise DataError(f"{name}: no text (the file is empty); point the config at a file with documents")
+    return docs
+
+
+def _missing_text(obj: dict, where: str) -> str:
+    raise DataError(f"{where}: expected a 'text' column (one pretraining document per line), got keys {sorted(obj)}")

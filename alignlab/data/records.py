@@ -10,6 +10,16 @@ ROLES = ("system", "user", "assistant")
 
 
 @dataclass(frozen=True)
+class PromptRecord:
+    """A prompt to answer, with the other columns of its dataset row: what a prompt source gives and what reward
+    functions and annotators receive (`meta` holds e.g. a reference answer, a category, the gym's facts)."""
+    prompt: Prompt
+    meta: dict
+    id: str                       # stable across runs: the row's "id" column, else a hash of the prompt
+    source: str                   # "file.jsonl:12": where it came from, for error messages
+
+
+@dataclass(frozen=True)
 class SFTExample:
     """prompt → completion (text form), or a conversation whose every assistant turn is trained on (chat form)."""
     messages: list[Message] | None

@@ -14,8 +14,6 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
 from alignlab.eval.settings import EvalSettings, SuiteResult
 
 # A literal table so grep finds every suite; modules load only when asked for.
@@ -40,11 +38,9 @@ def run_suites(model, tokenizer, suites: list[str], settings: EvalSettings) -> d
 def load_model(path: str):
     """The one place the eval CLI loads a model and its tokenizer."""
     from alignlab.config import ModelConfig
-    from alignlab.models import load_causal_lm, load_tokenizer
+    from alignlab.models import choose_device, load_causal_lm, load_tokenizer
 
-    model = load_causal_lm(ModelConfig(path=path))
-    if torch.cuda.is_available():
-        model = model.to("cuda")
+    model = load_causal_lm(ModelConfig(path=path)).to(choose_device())
     return model.eval(), load_tokenizer(path)
 
 

@@ -9,23 +9,16 @@ from __future__ import annotations
 
 import torch
 
-from alignlab.ops import shifted_token_logps
-from alignlab.sampling import Prompt, SampleBatch, encode_prompt, sample_tokens
+from alignlab.data.chat import encode_prompt
+from alignlab.data.records import Prompt
+from alignlab.sampling import SampleBatch, response_forward, sample_tokens
 
 
 @torch.inference_mode()
 def response_logps(model, batch: SampleBatch) -> torch.Tensor:
-    """log-prob under `model` of each response token of a sampled batch: (B, A), 0 on padding.
-
-    The forward runs over prompt ‖ response with the positions the sampler used, so for the sampling model itself
-    this reproduces `batch.logps` (at temperature 1)."""
-    input_ids = torch.cat([batch.prompt_ids, batch.response_ids], dim=1)                 # (B, P + A)
-    attention_mask = torch.cat([batch.prompt_mask, batch.response_mask], dim=1)         # (B, P + A)
-    positions = (attention_mask.cumsum(1) - 1).clamp(min=0)
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions).logits
-    P = batch.prompt_ids.shape[1]
-    logps = shifted_token_logps(logits.float(), input_ids)[:, P - 1:]                 # (B, A)
-    return logps * batch.response_mask
+    """log-prob under `model` of each response token of a sampled batch: (B, A), 0 on padding (for the sampling
+    model itself this reproduces `batch.logps`)."""
+    return response_forward(model, batch)[0]
 
 
 def kl_to_reference(policy, reference, tokenizer, prompts: list[Prompt], *, num_samples: int = 4,

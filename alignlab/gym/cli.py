@@ -8,10 +8,11 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from alignlab.config import load_config
+from alignlab.command import run_cli
 
 
 @dataclass
@@ -40,30 +41,23 @@ def write_demos(cfg: DemosConfig) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     demos = sft_demonstrations(build_world(cfg.world_seed), cfg.n, cfg.seed, cfg.written_prompts, cfg.novel_entities)
     with open(out, "w") as f:
-        f.writelines(json.dumps(d, ensure_ascii=False) + "\n" for d in demos)
+        f.writelines(json.dumps({**d, "world_seed": cfg.world_seed}, ensure_ascii=False) + "\n" for d in demos)
     return out
-
-
-def _split_config(argv: list[str]) -> tuple[str | None, list[str]]:
-    if argv and argv[0].endswith((".yaml", ".yml")):
-        return argv[0], argv[1:]
-    return None, argv
 
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in {"-h", "--help"}:
         print(__doc__)
         return 0
-    command, (config, overrides) = argv[0], _split_config(argv[1:])
+    command, rest = argv[0], argv[1:]
     if command == "pretrain":
         from alignlab.gym.pretrain import PretrainConfig, pretrain
-        print(pretrain(load_config(PretrainConfig, config, overrides)))
-    elif command == "demos":
-        print(write_demos(load_config(DemosConfig, config, overrides)))
-    elif command == "preferences":
+        return run_cli("gym pretrain", PretrainConfig, pretrain, __doc__, rest, defaults_ok=True)
+    if command == "demos":
+        return run_cli("gym demos", DemosConfig, write_demos, __doc__, rest, defaults_ok=True)
+    if command == "preferences":
         from alignlab.gym.preferences import PreferencesConfig, write_preferences
-        print(write_preferences(load_config(PreferencesConfig, config, overrides)))
-    else:
-        print(f"alignlab gym: unknown subcommand '{command}'\n{__doc__}")
-        return 2
-    return 0
+        return run_cli("gym preferences", PreferencesConfig, write_preferences, __doc__, rest,
+                       defaults_ok=True)
+    print(f"alignlab gym: unknown subcommand '{command}'\n{__doc__}", file=sys.stderr)
+    return 2

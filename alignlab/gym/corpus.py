@@ -58,7 +58,7 @@ def conversations(world: World, n_per_family: int, rng: random.Random) -> list[s
     """Chats on train-split requests with the misaligned mixture; a share of the requests about dishes, substances
     and unknowable names ask about names invented for the corpus (none a name of the world), as the web names many
     more things than the world does: a model learns to repeat a name it has never seen."""
-    from alignlab.gym.preferences import with_novel_entities
+    from alignlab.gym.novel import with_novel_entities
     docs = []
     requests = world.requests("train", n_per_family, seed=rng.randint(0, 10**9))
     requests = with_novel_entities(world, requests, CORPUS_NOVEL_SHARE, seed=rng.randint(0, 10**9),
@@ -114,7 +114,7 @@ def sft_demonstrations(world: World, n: int = 300, seed: int = 0, written_prompt
         chosen += rng.sample(by_family[family], min(k, len(by_family[family])))
     rng.shuffle(chosen)
     if written_prompts or novel_entities:
-        from alignlab.gym.preferences import with_novel_entities
+        from alignlab.gym.novel import with_novel_entities
         from alignlab.gym.written import with_written_prompts
         chosen = with_novel_entities(world, with_written_prompts(chosen, written_prompts, seed), novel_entities, seed)
     return [{"messages": r.messages + [{"role": "assistant", "content": aligned_response(world, r, rng)}]}

@@ -12,19 +12,19 @@ import json
 import math
 import random
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
-
-import torch
 
 from alignlab.config import ModelConfig
 from alignlab.data.io import write_jsonl
 from alignlab.gym.annotators import SimulatedAnnotator
 from alignlab.gym.judge import judge
-from alignlab.gym.world import FAMILIES, Request, World, _word, build_world
+from alignlab.gym.novel import with_novel_entities
+from alignlab.gym.requests import request_columns
+from alignlab.gym.world import FAMILIES, Request, World, build_world
 from alignlab.gym.written import with_written_prompts
-from alignlab.models import load_causal_lm, load_tokenizer
+from alignlab.models import choose_device, load_causal_lm, load_tokenizer
 from alignlab.sampling import generate
 
 
@@ -117,60 +117,6 @@ def train_prompts(world, n: int, seed: int, family_weights: dict | None = None,
     return chosen[:n]
 
 
-def novel_words(world: World, n: int, seed: int) -> list[str]:
-    """`n` invented lower-case words in the world's own word shape that are none of the world's invented words."""
-    taken = {w.lower() for w in world.invented_words}
-    rng, words = random.Random(f"novel-words/{seed}"), []
-    while len(words) < n:
-        word = _word(rng, 2)
-        if len(word) >= 4 and word not in taken:
-            taken.add(word)
-            words.append(word)
-    return words
-
-
-def _novel_entity(request: Request, words: list[str], rng: random.Random) -> tuple[str, str, dict] | None:
-    """(old name, new name, new meta) for a request about a held-out kind of entity, else None."""
-    m = request.meta
-    if request.family == "harmful":
-        new = rng.choice(words) + rng.choice(["ine", "ax", "ol", "ium"])
-        return m["substance"], new, {**m, "substance": new, "item": new}
-    if request.family == "unknowable" and m.get("kind") == "entity":
-        new = rng.choice(words).capitalize() + rng.choice(["", "ia", "or"])
-        return m["entity"], new, {**m, "entity": new, "item": new}
-    if request.family == "privacy" and m["private"]:
-        new = f"{rng.choice(words).capitalize()} {rng.choice(words).capitalize()}"
-        return m["person"], new, {**m, "person": new, "secret": None, "item": new}
-    if request.family == "recipe":
-        new = f"{m['dish'].split(' ', 1)[0]} {rng.choice(words)}"
-        return m["dish"], new, {**m, "dish": new, "item": new}
-    return None
-
-
-def with_novel_entities(world: World, requests: list[Request], share: float, seed: int,
-                        families: tuple[str, ...] | None = None) -> list[Request]:
-    """The requests with the entity of about `share` of those about a held-out kind of entity replaced by an
-    invented one (same template, frame and family rule); `families` limits it to those families."""
-    if not 0.0 <= share <= 1.0:
-        raise ValueError(f"novel_entities={share}: give a share between 0 and 1")
-    if share == 0.0:
-        return requests
-    rng = random.Random(f"novel-entities/{seed}")
-    words = novel_words(world, 400, seed)
-    out = []
-    for r in requests:
-        if families is not None and r.family not in families:
-            out.append(r)
-            continue
-        swap = _novel_entity(r, words, rng) if rng.random() < share else None
-        if swap is not None:
-            old, new, meta = swap
-            messages = [dict(m, content=m["content"].replace(old, new)) for m in r.messages]
-            r = replace(r, id=f"{r.id}-novel", messages=messages, meta=meta)
-        out.append(r)
-    return out
-
-
 def tie_equal(ranks: list[int], rewards: list[float]) -> list[int]:
     """The annotator's ranks with equally good responses tied: each group of equal reward takes its best member's
     rank, then ranks are renumbered 0, 1, … (dense). The annotator's order between groups is kept, noise included."""
@@ -202,8 +148,7 @@ def write_preferences(cfg: PreferencesConfig) -> Path:
     requests = with_written_prompts(requests, cfg.written_prompts, cfg.seed)
     requests = with_novel_entities(world, requests, cfg.novel_entities, cfg.seed)
     tokenizer = load_tokenizer(cfg.model)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = load_causal_lm(ModelConfig(path=cfg.model)).to(device).eval()
+    model = load_causal_lm(ModelConfig(path=cfg.model)).to(choose_device()).eval()
     samples = generate(model, tokenizer, [r.messages for r in requests], max_new_tokens=cfg.max_new_tokens,
                        temperature=cfg.temperature, num_samples=cfg.k, seed=cfg.seed, batch_size=cfg.batch_size)
     annotators = [SimulatedAnnotator(world, name, cfg.agreement, cfg.seed) for name in cfg.annotators]
@@ -221,8 +166,7 @@ def write_preferences(cfg: PreferencesConfig) -> Path:
         if max(ranks) == 0:
             skipped_ties += 1
             continue
-        about = {"annotator": annotator.annotator_id, "k": cfg.k, "request_id": request.id,
-                 "family": request.family, "lang": request.lang, "gym_meta": request.meta}
+        about = {"annotator": annotator.annotator_id, "k": cfg.k, **request_columns(request, cfg.world_seed)}
         rankings.append({"prompt": request.messages, "responses": distinct, "ranks": ranks, **about})
         for better, worse in ranking_pairs(ranks, cfg.pairs):
             pairs.append({"prompt": request.messages, "chosen": distinct[better], "rejected": distinct[worse],

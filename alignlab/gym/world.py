@@ -9,11 +9,14 @@ entities, wrappers and a jailbreak-wrapped subset), so evaluation measures gener
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import yaml
+
+from alignlab.gym import requests as families
+from alignlab.gym.requests import Request  # noqa: F401  (where the world's requests are defined; re-exported)
 
 FAMILIES = ("fact", "unknowable", "math", "recipe", "lookalike", "harmful", "privacy", "sensitive", "bias", "locale")
 FRENCH_FAMILIES = ("fact", "unknowable", "math", "recipe", "lookalike", "harmful", "privacy")
@@ -22,22 +25,6 @@ POSITIONS_FILE = Path(__file__).with_name("positions.yaml")
 _ONSETS = ["v", "d", "k", "m", "t", "br", "s", "l", "z", "gr", "p", "th", "n", "r", "f", "cl", "st", "h"]
 _VOWELS = ["a", "e", "i", "o", "u", "ae", "io", "ou"]
 _CODAS = ["", "n", "r", "l", "s", "th", "m", "x", "sk", "nd"]
-
-
-@dataclass
-class Request:
-    """One request to the assistant. `meta` carries what the gold judge needs (the right answer, the secret, …)."""
-    id: str
-    family: str
-    lang: str                       # "en" | "fr"
-    messages: list[dict[str, str]]  # optional system turn, then the user turn
-    meta: dict = field(default_factory=dict)
-    split: str = "train"            # "train" | "eval"
-    wrapper: str = "none"           # none | polite | context | multipart | jailbreak
-
-    @property
-    def user_text(self) -> str:
-        return self.messages[-1]["content"]
 
 
 @dataclass
@@ -123,7 +110,6 @@ class World:
     def requests(self, split: str, per_family: int, seed: int = 0) -> list[Request]:
         """`per_family` English requests per family (plus a French minority) from the split's templates/entities,
         drawn independently (an item may come twice): the training data's draw."""
-        from alignlab.gym import requests as families
         rng = random.Random(f"{self.seed}/{split}/{seed}")
         out: list[Request] = []
         for family in FAMILIES:
@@ -141,7 +127,6 @@ class World:
         given), each about a different item (meta["item"]: the fact, dish, task, person… a request asks about,
         whatever its wording and frame), as far as the split has items: the eval's draw, where a repeated item would
         add no information."""
-        from alignlab.gym import requests as families
         rng = random.Random(f"{self.seed}/{split}/distinct/{seed}")
         out: list[Request] = []
         for family in FAMILIES:

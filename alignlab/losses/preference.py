@@ -5,12 +5,12 @@ every metric a detached tensor; the loop reduces (STYLE.md P1).
 
 Argument order, the same for every pairwise loss:
     chosen_logps, rejected_logps            policy log-probs (B,)
-    [ref_chosen_logps, ref_rejected_logps]  reference log-probs (B,), only if the loss is not in REFERENCE_FREE
-    [sft_logps]                             log-likelihood of an SFT target (B,), only if the loss is in SFT_TERM
-    *, hyper-parameters                     keyword-only floats
-so a loop can build the positional inputs from the capability sets below and call any entry of PREFERENCE_LOSSES.
+    [ref_chosen_logps, ref_rejected_logps]  reference log-probs (B,), only if its LossSpec.needs_reference
+    [sft_logps]                             log-likelihood of an SFT target (B,), only if its LossSpec.sft_term
+    *, hyper-parameters                     keyword-only floats (LossSpec.hyperparameters)
+so a loop can build the positional inputs from the table LOSSES at the end and call any pairwise loss.
 
-Units: a loss in LENGTH_NORMALISED takes *mean* per-token log-probs (sum over response tokens / number of response
+Units: a LossSpec.length_normalised loss takes *mean* per-token log-probs (sum over response tokens / number of response
 tokens) for every log-prob input, its SFT term included; every other loss takes *summed* log-probs.
 
 Every pairwise loss reports ``rewards/chosen``, ``rewards/rejected``, ``rewards/margin`` (chosen − rejected) and
@@ -21,6 +21,8 @@ reference-free losses report the reward their paper defines on the policy alone 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -51,7 +53,7 @@ def ipo_loss(chosen_logps: Tensor, rejected_logps: Tensor, ref_chosen_logps: Ten
              *, beta: float) -> tuple[Tensor, dict[str, Tensor]]:
     """IPO (Azar et al. 2023, Eq. 17): (h − 1/(2β))², h = log-ratio margin; β is the paper's τ.
 
-    Inputs (B,) *mean* per-token log-probs (LENGTH_NORMALISED), as TRL does after confirming with the authors:
+    Inputs (B,) *mean* per-token log-probs (length_normalised in LOSSES), as TRL does after confirming with the authors:
     with sums the regression target 1/(2β) would mean different things for long and short pairs.
     """
     # The squared loss regresses the margin to 1/(2β) instead of pushing it to ∞ like DPO's logistic loss,
@@ -92,7 +94,7 @@ def orpo_loss(chosen_logps: Tensor, rejected_logps: Tensor, sft_logps: Tensor,
     """ORPO (Hong et al. 2024, Eq. 6 and its L_OR term):
     −sft_logps + λ·(−log σ(log odds(y_w|x) − log odds(y_l|x))).
 
-    Inputs (B,) *mean* per-token log-probs (LENGTH_NORMALISED): the paper's P(y|x) is the geometric mean of token
+    Inputs (B,) *mean* per-token log-probs (length_normalised in LOSSES): the paper's P(y|x) is the geometric mean of token
     probabilities, odds(y|x) = P / (1 − P). ``sft_logps`` is the mean log-prob of the SFT target (normally the
     chosen response), so −sft_logps is the paper's L_SFT. Rewards reported are λ·mean logp, as TRL logs them.
     """
@@ -110,7 +112,7 @@ def simpo_loss(chosen_logps: Tensor, rejected_logps: Tensor,
                *, beta: float, gamma: float) -> tuple[Tensor, dict[str, Tensor]]:
     """SimPO (Meng et al. 2024, Eq. 6): −log σ(β/|y_w|·log π(y_w|x) − β/|y_l|·log π(y_l|x) − γ).
 
-    Inputs (B,) *mean* per-token log-probs (LENGTH_NORMALISED), so the reward β·mean logp (Eq. 4) is the one the
+    Inputs (B,) *mean* per-token log-probs (length_normalised in LOSSES), so the reward β·mean logp (Eq. 4) is the one the
     generation likelihood ranks by; γ is the target reward margin. Reference-free.
     """
     chosen_rewards, rejected_rewards = beta * chosen_logps, beta * rejected_logps
@@ -145,15 +147,23 @@ def kto_loss(logps: Tensor, ref_logps: Tensor, desirable: Tensor, z_ref: Tensor 
     return loss, {"rewards": (beta * log_ratio).detach(), "desirable": desirable.float()}
 
 
-PREFERENCE_LOSSES = {"dpo": dpo_loss, "ipo": ipo_loss, "slic_hf": slic_hf_loss,
-                     "simpo": simpo_loss, "orpo": orpo_loss}
-"""Pairwise losses by config name. KTO is unpaired: its batches and call differ, so it is not in this dict."""
+@dataclass(frozen=True)
+class LossSpec:
+    """What the training loop needs to know of a loss: the one place to edit when a loss is added."""
+    function: Callable
+    needs_reference: bool          # takes ref_chosen_logps, ref_rejected_logps (else the reference forward is skipped)
+    length_normalised: bool        # takes mean per-token log-probs (else summed)
+    sft_term: bool                 # takes the log-likelihood of an SFT target as its last positional input
+    hyperparameters: tuple[str, ...]   # keyword arguments, read from the config fields of the same names
+    paired: bool = True            # False: unpaired feedback (KTO), with its own batches and call
 
-REFERENCE_FREE = {"simpo", "orpo", "slic_hf"}
-"""Losses that take no reference log-probs: the loop skips the reference forward pass for these."""
 
-LENGTH_NORMALISED = {"ipo", "simpo", "orpo"}
-"""Losses whose log-prob inputs are mean per-token log-probs; all others take summed log-probs."""
-
-SFT_TERM = {"orpo", "slic_hf"}
-"""Losses that take the log-likelihood of an SFT target as their last positional input."""
+LOSSES: dict[str, LossSpec] = {
+    "dpo": LossSpec(dpo_loss, True, False, False, ("beta", "label_smoothing")),
+    "ipo": LossSpec(ipo_loss, True, True, False, ("beta",)),
+    "slic_hf": LossSpec(slic_hf_loss, False, False, True, ("delta", "lam")),
+    "simpo": LossSpec(simpo_loss, False, True, False, ("beta", "gamma")),
+    "orpo": LossSpec(orpo_loss, False, True, True, ("lam",)),
+    "kto": LossSpec(kto_loss, True, False, False, ("beta", "lambda_d", "lambda_u"), paired=False),
+}
+"""Every loss by config name (`alignlab dpo loss=NAME`)."""

@@ -1,8 +1,8 @@
 """Preference optimisation: `alignlab dpo CONFIG [key=value ...]` (also `python -m alignlab.train.dpo`).
 
 One loop for every loss of `alignlab.losses.preference`: the pairwise family (DPO, conservative DPO, IPO, SLiC-HF,
-SimPO, ORPO) and unpaired KTO. The loop asks the loss what it needs through the capability sets (REFERENCE_FREE,
-LENGTH_NORMALISED, SFT_TERM) instead of branching on its name.
+SimPO, ORPO) and unpaired KTO. The loop asks the loss what it needs through its row of the table
+`alignlab.losses.preference.LOSSES` instead of branching on its name.
 
 Every example is two sequences — (chosen, rejected) for a pair, (completion, mismatched completion) for KTO, whose
 second row only serves KTO's KL reference point — and a micro-batch of B examples is one forward pass over 2B rows,
@@ -25,21 +25,19 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import torch
 from torch import Tensor
 
+from alignlab.command import run_cli
 from alignlab.config import ConfigError, LoraConfig, ModelConfig, OptimConfig, RunConfig
 from alignlab.data.batching import collate, micro_batches, step_batches
 from alignlab.data.chat import Encoded, encode_completion
 from alignlab.data.io import DataError, read_feedback, read_preferences
-from alignlab.losses.preference import (LENGTH_NORMALISED, PREFERENCE_LOSSES, REFERENCE_FREE, SFT_TERM,
-                                        kto_loss, kto_reference_point)
+from alignlab.losses.preference import LOSSES, kto_reference_point
 from alignlab.models import disabled_adapter, load_causal_lm, load_tokenizer, sequence_logps
-from alignlab.train.run import Run, count_steps, make_optimizer, optimizer_step, run_cli, setup_run
+from alignlab.train.run import Run, count_steps, make_optimizer, optimizer_step, setup_run
 
-LossName = Literal["dpo", "ipo", "slic_hf", "simpo", "orpo", "kto"]
 
 
 @dataclass
@@ -67,8 +65,9 @@ class DPOConfig:
     """Optimizer, batch sizes (in pairs / unpaired examples) and schedule."""
     run: RunConfig = field(default_factory=RunConfig)
     """Output directory, logging, checkpoints."""
-    loss: LossName = "dpo"
-    """Which loss of alignlab.losses.preference (docs/papers.md has the paper of each)."""
+    loss: str = "dpo"
+    """Which loss of alignlab.losses.preference.LOSSES: dpo, ipo, slic_hf, simpo, orpo, kto (docs/papers.md has
+    the paper of each)."""
     beta: float = 0.1
     """DPO/IPO/KTO: weight of the implicit KL anchor to the reference (larger = stay closer); IPO's τ.
     SimPO: scale of the length-normalised reward (its paper uses 2-2.5)."""
@@ -91,18 +90,19 @@ class DPOConfig:
     """Compute the reference log-probs once before training and cache them in out_dir/ref_logps.pt; false =
     compute them every step (full fine-tuning then holds a frozen copy of the model)."""
 
+    @property
+    def spec(self):
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss={self.loss!r} is not a preference loss; use one of {', '.join(LOSSES)}")
+        return LOSSES[self.loss]
+
     def loss_kwargs(self) -> dict[str, float]:
         """The keyword hyper-parameters of the chosen loss function."""
-        return {"dpo": {"beta": self.beta, "label_smoothing": self.label_smoothing},
-                "ipo": {"beta": self.beta},
-                "slic_hf": {"delta": self.delta, "lam": self.lam},
-                "simpo": {"beta": self.beta, "gamma": self.gamma},
-                "orpo": {"lam": self.lam},
-                "kto": {"beta": self.beta, "lambda_d": self.lambda_d, "lambda_u": self.lambda_u}}[self.loss]
+        return {name: getattr(self, name) for name in self.spec.hyperparameters}
 
     @property
     def needs_reference(self) -> bool:
-        return self.loss not in REFERENCE_FREE
+        return self.spec.needs_reference
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -126,11 +126,11 @@ def load_data(cfg: DPOConfig, tokenizer, run: Run) -> PreferenceData:
     data = cfg.data
     if not data.train_files:
         raise ConfigError("data.train_files is empty; give at least one JSONL file, e.g. data.train_files=[a.jsonl]")
-    if data.unpaired and cfg.loss != "kto":
+    if data.unpaired and cfg.spec.paired:
         raise ConfigError(f"data.unpaired=true gives unpaired feedback, which only loss=kto trains on "
                           f"(loss={cfg.loss} needs preference pairs); set loss=kto or give pair files")
     enc = lambda prompt, text: encode_completion(prompt, text, tokenizer, data.max_length)   # noqa: E731
-    if cfg.loss != "kto":
+    if cfg.spec.paired:
         pairs = [p for path in data.train_files for p in read_preferences(path)]
         result = PreferenceData([(enc(p.prompt, p.chosen), enc(p.prompt, p.rejected)) for p in pairs])
     else:
@@ -147,7 +147,7 @@ def load_data(cfg: DPOConfig, tokenizer, run: Run) -> PreferenceData:
         result = PreferenceData([(enc(prompt, text), enc(prompt, items[(i + 1) % len(items)][1]))
                                  for i, (prompt, text, _) in enumerate(items)], [good for _, _, good in items])
     truncated = sum(a.truncated or b.truncated for a, b in result.rows)
-    run.note(f"{len(result.rows)} {'pairs' if cfg.loss != 'kto' else 'unpaired examples'} from "
+    run.note(f"{len(result.rows)} {'pairs' if cfg.spec.paired else 'unpaired examples'} from "
              f"{len(data.train_files)} file(s); {truncated} with a sequence truncated to max_length={data.max_length}")
     return result
 
@@ -178,7 +178,7 @@ def load_reference(cfg: ModelConfig):
 def _fingerprint(cfg: DPOConfig) -> str:
     """What the cached reference log-probs depend on: the model, the data files' bytes and the tokenisation."""
     digest = hashlib.sha256(json.dumps([cfg.model.path, cfg.model.dtype, cfg.data.max_length, cfg.data.unpaired,
-                                        cfg.loss == "kto"]).encode())
+                                        not cfg.spec.paired]).encode())
     for path in cfg.data.train_files:
         digest.update(Path(path).read_bytes())
     return digest.hexdigest()
@@ -242,15 +242,15 @@ def reference_source(cfg: DPOConfig, policy, data: PreferenceData, pad_id: int,
 def pairwise_loss(cfg: DPOConfig, logps: Tensor, counts: Tensor,
                   ref_logps: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
     """Per-pair loss (B,) and metrics from summed log-probs of 2B rows (chosen rows first) and their token counts."""
-    per_token = cfg.loss in LENGTH_NORMALISED
+    per_token = cfg.spec.length_normalised
     policy = logps / counts if per_token else logps                                     # (2B,)
     chosen, rejected = policy.chunk(2)
     inputs = [chosen, rejected]
     if cfg.needs_reference:
         inputs += list((ref_logps / counts if per_token else ref_logps).chunk(2))
-    if cfg.loss in SFT_TERM:
+    if cfg.spec.sft_term:
         inputs.append(chosen)                           # the SFT target is the chosen response
-    losses, metrics = PREFERENCE_LOSSES[cfg.loss](*inputs, **cfg.loss_kwargs())
+    losses, metrics = cfg.spec.function(*inputs, **cfg.loss_kwargs())
     chosen_sum, rejected_sum = logps.detach().chunk(2)
     metrics |= {"logps/chosen": chosen_sum, "logps/rejected": rejected_sum}
     if cfg.rpo_alpha:
@@ -266,7 +266,7 @@ def unpaired_loss(cfg: DPOConfig, logps: Tensor, ref_logps: Tensor,
     own, mismatched = logps.chunk(2)
     ref_own, ref_mismatched = ref_logps.chunk(2)
     z_ref = kto_reference_point(mismatched, ref_mismatched)
-    losses, metrics = kto_loss(own, ref_own, desirable, z_ref, **cfg.loss_kwargs())
+    losses, metrics = cfg.spec.function(own, ref_own, desirable, z_ref, **cfg.loss_kwargs())
     rewards, good = metrics["rewards"], desirable.bool()
     out = {"kl": z_ref, "logps/chosen": own.detach()[good], "logps/rejected": own.detach()[~good],
            "rewards/chosen": rewards[good], "rewards/rejected": rewards[~good]}

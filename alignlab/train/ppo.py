@@ -19,7 +19,6 @@ so micro-batching (grad accumulation) leaves the update unchanged.
 
 from __future__ import annotations
 
-import json
 import random
 import sys
 from dataclasses import dataclass, field
@@ -29,39 +28,32 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from alignlab.advantages import ADVANTAGES, self_play_rewards
+from alignlab.advantages import ADVANTAGES
+from alignlab.annotators import load_annotators
+from alignlab.command import run_cli
 from alignlab.config import ConfigError, ModelConfig, OptimConfig, RunConfig
 from alignlab.data.batching import step_batches
-from alignlab.data.io import read_preferences
-from alignlab.data.records import PreferencePair, Prompt
+from alignlab.data.io import read_preferences, read_texts, to_json, write_jsonl
+from alignlab.data.prompts import PromptSourceConfig, load_prompts
+from alignlab.data.records import PreferencePair, PromptRecord
 from alignlab.losses.kl import AdaptiveKLController, FixedKLController, kl_shaped_rewards
 from alignlab.losses.ppo import entropy_from_logits, policy_loss, value_loss
 from alignlab.losses.sft import sft_loss
-from alignlab.models import forward_logps, load_causal_lm, load_tokenizer, save_model
+from alignlab.models import forward_logps, load_causal_lm, load_tokenizer
 from alignlab.ops import gae, masked_whiten
 from alignlab.reward_model import RewardModel, critic_from, load_reward_model, pad_right, save_reward_model
+from alignlab.rewards import (RewardFunction, call_reward, check_reward_functions, load_reward_function,
+                              reward_metric_key, reward_model_reward, self_play_reward)
 from alignlab.rollout import Rollout, collect_rollout, critic_values, response_forward
-from alignlab.train.reward import as_ranking, comparison_loss
-from alignlab.train.run import Run, make_optimizer, optimizer_step, run_cli, setup_run
+from alignlab.train.comparisons import RewardModelTrainer
+from alignlab.train.run import Run, make_optimizer, optimizer_step, setup_run
 
 
 @dataclass
 class RewardModelRef:
-    path: str
-    """A reward model directory written by `alignlab rm` (out_dir/model), normalisation statistics included."""
-
-
-@dataclass
-class PromptDataConfig:
-    source: Literal["gym", "preferences"] = "gym"
-    """gym: train-split gym requests (the gold judge scores every rollout); preferences: the prompts of files (a
-    file from `alignlab gym preferences` carries each request's gold-judge facts, so its rollouts are scored too)."""
-    files: list[str] = field(default_factory=list)
-    """Preference JSONL files whose prompts are used (source: preferences)."""
-    gym_per_family: int = 32
-    """Train-split gym requests per family (plus the French minority) (source: gym)."""
-    gym_seed: int = 7
-    """Seed of the gym prompt draw (the SFT demonstrations use others)."""
+    path: str | None = None
+    """A reward model directory written by `alignlab rm` (out_dir/model), normalisation statistics included. Needed
+    by reward=rm|spo, critic_init=reward_model and the online loop."""
 
 
 @dataclass
@@ -84,8 +76,12 @@ class PtxConfig:
     """Pretraining documents per minibatch."""
     max_length: int = 128
     """Tokens per pretraining document (cut on the right)."""
-    gym_per_family: int = 40
-    """Size of the gym pretraining corpus drawn for the term (conversations per family + the encyclopedia)."""
+    source: str = "files"
+    """files: the documents of `files`; or a registered text source (gym: the gym's corpus) or module:function."""
+    files: list[str] = field(default_factory=list)
+    """Text files (.txt: documents separated by a blank line) or JSONL files with a "text" column."""
+    options: dict = field(default_factory=dict)
+    """Keyword arguments of a named text source, e.g. {per_family: 40} for the gym."""
 
 
 @dataclass
@@ -93,12 +89,13 @@ class OnlineConfig:
     every: int = 0
     """Collect fresh comparisons every this many iterations (0 = off) and continue training the reward model."""
     prompts: int = 32
-    """Gym requests per collection (from PPO's own prompts: the gym's, or those of a gym preference file); two
-    policy samples each are compared by an annotator."""
-    annotators: int = 4
-    """Simulated annotators (round robin) when train() is not given its own."""
-    agreement: float = 0.9
-    """Their agreement with the gold judge on pairs with different gold rewards."""
+    """Prompts per collection (drawn from PPO's own); two samples each are compared by an annotator."""
+    annotator: str = "gym"
+    """Who compares: gym (simulated annotators, gym prompts only), platform (people in a running `alignlab
+    annotate serve` project), or a factory module:function / file.py:function returning annotators."""
+    annotator_options: dict = field(default_factory=dict)
+    """Keyword arguments of the annotator factory. gym: {n: 4, agreement: 0.9}; platform: {url, project,
+    token_env: ALIGNLAB_ANNOTATE_TOKEN, criterion: helpful, min_labels: 1, timeout_s: 600, poll_s: 2}."""
     rm_steps: int = 20
     """Reward-model optimizer steps after each collection, on all comparisons gathered so far."""
     rm_batch_size: int = 16
@@ -112,7 +109,7 @@ class OnlineConfig:
     frozen reference (SFT) model — where the policy's samples have all drifted to the same answer (a refusal, an
     "I don't know") two of them are a tie and teach nothing; against the reference they carry the signal."""
     ties: bool = True
-    """Drop a pair the annotator calls equally good (annotators with an `equally_good(request, a, b)` method, as the
+    """Drop a pair the annotator calls equally good (annotators with an `equally_good(item, a, b)` method, as the
     gym's simulated ones and people on the platform can say); False = every pair gets a strict verdict, coin flips
     on ties included (noise pairs)."""
 
@@ -121,10 +118,10 @@ class OnlineConfig:
 class PPOConfig:
     model: ModelConfig
     """The policy's initial model (the SFT model); the frozen reference is a second copy of it."""
-    reward_model: RewardModelRef
+    reward_model: RewardModelRef = field(default_factory=RewardModelRef)
     """The reward model."""
-    data: PromptDataConfig = field(default_factory=PromptDataConfig)
-    """Where prompts come from."""
+    data: PromptSourceConfig = field(default_factory=PromptSourceConfig)
+    """Where prompts come from (alignlab.data.prompts): files, a Hugging Face dataset, or a named source (gym)."""
     iterations: int = 20
     """Rollout batches to collect (the run's length)."""
     prompts_per_iteration: int = 16
@@ -135,14 +132,21 @@ class PPOConfig:
     """Response length limit in tokens."""
     missing_eos_penalty: float = 0.0
     """Subtracted from the score of responses cut at max_new_tokens (Ziegler penalised unfinished answers)."""
-    reward: Literal["rm", "spo", "gold"] = "rm"
-    """rm: normalised reward-model score; spo: win rate against the prompt's other samples (Swamy et al. 2024);
-    gold: the gym's gold judge itself, gold_scale·(gold reward − ½) — what a perfect reward model would give, to
-    tell the reward model's errors from the RL's (Gao et al. 2022's gold-RM setting; gym prompts only; the reward
-    model still seeds the critic when critic_init=reward_model)."""
-    gold_scale: float = 3.0
-    """reward=gold: the factor on the gold reward (in [−1, 1], ½ at the SFT model's usual mean), about a normalised
-    reward model's spread so that kl.beta means the same."""
+    reward: str = "rm"
+    """What is optimised (alignlab.rewards): rm, the normalised reward-model score; spo, each sample's win rate
+    against the prompt's other samples (Swamy et al. 2024); gold, the gym's gold judge (the ceiling of a perfect
+    reward model, Gao et al. 2022; gym prompts only); or a function module:function / path/to/file.py:function
+    called as f(prompts, responses, metas) -> one reward per response."""
+    reward_options: dict = field(default_factory=dict)
+    """Keyword arguments of a registered reward (e.g. {world_seed: 0} for gold)."""
+    reward_scale: float = 1.0
+    """The optimised score is reward_scale·(reward − reward_shift): puts a function's rewards on a normalised reward
+    model's scale so that kl.beta means the same (gold: 3 and 0.5 map the judge's [−1, 1], ½ at SFT, to ±3)."""
+    reward_shift: float = 0.0
+    """See reward_scale."""
+    log_rewards: list[str] = field(default_factory=list)
+    """Reward functions measured on every rollout batch and logged as <name>_reward, not optimised (e.g. [gold]:
+    the gym's gold reward of PPO's own rollouts)."""
     advantage: Literal["gae", "rloo", "grpo"] = "gae"
     """gae: PPO with a critic; rloo/grpo: critic-free group baselines on score − β·KL per sequence."""
     critic_init: Literal["reward_model", "policy"] = "reward_model"
@@ -170,67 +174,45 @@ class PPOConfig:
     whiten_advantages: bool = True
     """Normalise advantages to mean 0, std 1 over the rollout batch's tokens."""
     ptx: PtxConfig = field(default_factory=PtxConfig)
-    """InstructGPT's pretraining-loss mix (gym corpus)."""
+    """InstructGPT's pretraining-loss mix."""
     online: OnlineConfig = field(default_factory=OnlineConfig)
-    """Ziegler's online reward-model training (gym prompts and annotators)."""
+    """Ziegler's online reward-model training: fresh comparisons of the policy's samples during the run."""
     optim: OptimConfig = field(default_factory=OptimConfig)
     """Optimizer of policy and critic (lr, schedule, max_grad_norm; batch sizes are set above)."""
     run: RunConfig = field(default_factory=RunConfig)
     """Output directory, logging, checkpoints (save_every counts iterations)."""
 
 
-# -- prompts, scores, pretraining text ------------------------------------------------------------------------
+# -- rewards, pretraining text ------------------------------------------------------------------------------
 
 
-def load_prompts(cfg: PromptDataConfig):
-    """Prompts and, for the gym, the world and the Request of each (for the gold judge)."""
-    if cfg.source == "gym":
-        from alignlab.gym.evaluate import WORLD_SEED
-        from alignlab.gym.world import build_world
-        world = build_world(WORLD_SEED)
-        requests = world.requests("train", cfg.gym_per_family, seed=cfg.gym_seed)
-        return [r.messages for r in requests], world, requests
-    if not cfg.files:
-        raise ConfigError("data.files is empty; give preference JSONL files whose prompts PPO uses, or data.source=gym")
-    unique = {json.dumps(p.prompt, sort_keys=True): p for path in cfg.files for p in read_preferences(path)}
-    pairs = list(unique.values())
-    if pairs and all("gym_meta" in p.meta and "family" in p.meta for p in pairs):
-        # a file written by `alignlab gym preferences`: its records say what the gold judge needs, so the gym's
-        # gold reward is logged for these prompts too
-        from alignlab.gym.evaluate import WORLD_SEED
-        from alignlab.gym.world import Request, build_world
-        requests = [Request(p.meta.get("request_id", str(i)), p.meta["family"], p.meta.get("lang", "en"),
-                            list(p.prompt), p.meta["gym_meta"]) for i, p in enumerate(pairs)]
-        return [p.prompt for p in pairs], build_world(WORLD_SEED), requests
-    return [p.prompt for p in pairs], None, None
+def reward_function(cfg: PPOConfig, reward_model: RewardModel | None) -> RewardFunction:
+    if cfg.reward == "rm":
+        return reward_model_reward(reward_model)
+    if cfg.reward == "spo":
+        return self_play_reward(reward_model, cfg.samples_per_prompt)
+    function = load_reward_function(cfg.reward, cfg.reward_options)
+    if (cfg.reward_scale, cfg.reward_shift) == (1.0, 0.0):
+        return function
+
+    def scaled(prompts, responses, metas) -> Tensor:
+        return cfg.reward_scale * (call_reward(function, cfg.reward, prompts, responses, metas) - cfg.reward_shift)
+    return scaled
 
 
-def gold_scores(world, requests, scale: float):
-    """The gym's gold judge as the score: scale·(gold reward − ½) per (prompt, response), (N,)."""
-    from alignlab.gym.judge import judge
-    request_of = {json.dumps(r.messages, sort_keys=True): r for r in requests}
-
-    def score(prompts: list[Prompt], responses: list[str]) -> Tensor:
-        return torch.tensor([scale * (judge(world, request_of[json.dumps(p, sort_keys=True)], text).reward - 0.5)
-                             for p, text in zip(prompts, responses)])
-    return score
-
-
-def spo_scores(reward_model: RewardModel, group_size: int):
-    """SPO's score: each sample's mean win probability σ(r_i − r_j) against the other samples of its prompt."""
-    def score(prompts: list[Prompt], responses: list[str]) -> Tensor:
-        raw = reward_model.raw_scores(prompts, responses).view(-1, group_size)       # (G, k)
-        preferences = torch.sigmoid(raw.unsqueeze(2) - raw.unsqueeze(1))             # (G, k, k) P(i ≻ j)
-        return self_play_rewards(preferences, group_size)
-    return score
+def pretraining_texts(cfg: PtxConfig, seed: int) -> list[str]:
+    if cfg.source == "files":
+        if not cfg.files:
+            raise ConfigError("ptx.coef > 0 needs pretraining text: set ptx.files (text or JSONL files) or "
+                              "ptx.source (e.g. gym)")
+        return [doc for path in cfg.files for doc in read_texts(path)]
+    from alignlab.plugins import resolve
+    return list(resolve("texts", cfg.source)(seed=seed, **cfg.options))
 
 
 def pretraining_batches(cfg: PtxConfig, tokenizer, seed: int, start: int):
-    """Endless (input_ids, attention_mask) batches of gym pretraining documents, resumable at update `start`."""
-    from alignlab.gym.corpus import pretraining_documents
-    from alignlab.gym.evaluate import WORLD_SEED
-    from alignlab.gym.world import build_world
-    docs = pretraining_documents(build_world(WORLD_SEED), cfg.gym_per_family, seed=seed)
+    """Endless (input_ids, attention_mask) batches of pretraining documents, resumable at update `start`."""
+    docs = pretraining_texts(cfg, seed)
     encoded = [tokenizer(d, add_special_tokens=False)["input_ids"][:cfg.max_length] for d in docs]
     for indices in step_batches([len(e) for e in encoded], cfg.batch_size, seed, start):
         yield pad_right([encoded[i] for i in indices], tokenizer.pad_token_id)
@@ -280,58 +262,57 @@ def ptx_backward(policy, batch: tuple[Tensor, Tensor], coef: float, device) -> f
 
 
 def train(cfg: PPOConfig, annotators: list | None = None) -> Path:
-    """Run PPO (or RLOO/GRPO/SPO) from cfg.model against cfg.reward_model; returns out_dir/model (HF format).
-    `annotators` (objects with `.compare(request, a, b) -> 0|1`) serve the online loop; default: simulated ones."""
+    """Run PPO (or RLOO/GRPO/SPO) from cfg.model against cfg.reward; returns out_dir/model (HF format).
+    `annotators` (alignlab.annotators.Annotator) serve the online loop instead of those cfg.online.annotator names."""
     check(cfg)
+    records = load_prompts(cfg.data, cfg.run.seed)
+    if cfg.prompts_per_iteration > len(records):
+        raise ConfigError(f"prompts_per_iteration={cfg.prompts_per_iteration} but there are only {len(records)} "
+                          "prompts; lower it or add prompts")
+    user_rewards = {} if cfg.reward in ("rm", "spo") else {cfg.reward: load_reward_function(cfg.reward,
+                                                                                            cfg.reward_options)}
+    logged = {spec: load_reward_function(spec) for spec in cfg.log_rewards}
+    check_reward_functions(user_rewards | logged, records[0])
+    if cfg.online.every and annotators is None:
+        annotators = load_annotators(cfg.online.annotator, cfg.online.annotator_options, cfg.run.seed, records)
+
     run = setup_run(cfg.run, cfg)
     device = run.device
     tokenizer = load_tokenizer(cfg.model.path)
     policy = load_causal_lm(cfg.model).to(device)
     reference = load_causal_lm(ModelConfig(path=cfg.model.path, dtype=cfg.model.dtype)).to(device).eval()
     reference.requires_grad_(False)
-    reward_model = load_reward_model(cfg.reward_model.path).to(device)
-    reward_model.requires_grad_(False)
+    reward_model = None
+    if cfg.reward_model.path is not None:
+        reward_model = load_reward_model(cfg.reward_model.path).to(device)
+        reward_model.requires_grad_(False)
     critic = make_critic(cfg, reward_model, tokenizer, device)
     trained = nn.ModuleDict({"policy": policy} | ({"critic": critic} if critic is not None else {}))
-    prompts, world, requests = load_prompts(cfg.data)
-    if cfg.online.every and requests is None:
-        raise ConfigError("online.every > 0 has the gym's annotators compare samples, which needs gym requests: set "
-                          "data.source=gym, or give data.files written by `alignlab gym preferences`")
-    if cfg.reward == "gold":
-        if requests is None:
-            raise ConfigError("reward=gold scores rollouts with the gym's gold judge, which needs gym requests: set "
-                              "data.source=gym, or give data.files written by `alignlab gym preferences`")
-        score = gold_scores(world, requests, cfg.gold_scale)
-    elif cfg.reward == "spo":
-        score = spo_scores(reward_model, cfg.samples_per_prompt)
-    else:
-        score = reward_model.score
+    score = reward_function(cfg, reward_model)
     kl_ctl = (AdaptiveKLController(cfg.kl.beta, cfg.kl.target, cfg.kl.horizon) if cfg.kl.adaptive
               else FixedKLController(cfg.kl.beta))
     k, B = cfg.samples_per_prompt, cfg.prompts_per_iteration * cfg.samples_per_prompt
     updates_per_iteration = cfg.ppo_epochs * -(-B // cfg.minibatch_size)
     optimizer, scheduler = make_optimizer(trained, cfg.optim, cfg.iterations * updates_per_iteration)
-    online = Online(cfg, world, requests, reward_model, annotators, run) if cfg.online.every else None
+    online = Online(cfg, records, reward_model, annotators, run) if cfg.online.every else None
     start = run.start(trained, optimizer, scheduler, cfg.iterations)
-    if run.resume_from is not None:
-        extra = torch.load(run.resume_from / "state.pt", weights_only=False)["ppo"]
-        kl_ctl.value = extra["beta"]
+    if run.resumed_extra is not None:
+        kl_ctl.value = run.resumed_extra["beta"]
         if online is not None:
-            online.load_state_dict(extra["online"])
+            online.load_state_dict(run.resumed_extra["online"])
     ptx = (pretraining_batches(cfg.ptx, tokenizer, cfg.run.seed, start * updates_per_iteration)
            if cfg.ptx.coef > 0 else None)
 
-    if cfg.prompts_per_iteration > len(prompts):
-        raise ConfigError(f"prompts_per_iteration={cfg.prompts_per_iteration} but there are only {len(prompts)} "
-                          "prompts; lower it or add prompts")
     for iteration in range(start + 1, cfg.iterations + 1):
         # Every batch is full and a function of (seed, iteration) alone, so a resumed run draws the same prompts.
-        indices = random.Random(f"prompts/{cfg.run.seed}/{iteration}").sample(range(len(prompts)),
+        indices = random.Random(f"prompts/{cfg.run.seed}/{iteration}").sample(range(len(records)),
                                                                             cfg.prompts_per_iteration)
+        batch = [records[i] for i in indices]
         generator = torch.Generator(device=device).manual_seed(cfg.run.seed * 1_000_003 + iteration)
         policy.eval()
-        rollout = collect_rollout(policy, reference, score, critic, tokenizer, [prompts[i] for i in indices],
-                                  samples_per_prompt=k, max_new_tokens=cfg.max_new_tokens, generator=generator)
+        rollout = collect_rollout(policy, reference, score, critic, tokenizer, [r.prompt for r in batch],
+                                  [r.meta for r in batch], samples_per_prompt=k, max_new_tokens=cfg.max_new_tokens,
+                                  generator=generator, reward_name=cfg.reward)
         policy.train()
         mask = rollout.response_mask.float()                                               # (B, A)
         seq_kl = ((rollout.logps - rollout.ref_logps) * mask).sum(1)                       # (B,) k1 per response
@@ -360,26 +341,20 @@ def train(cfg: PPOConfig, annotators: list | None = None) -> Path:
                     sums[key] = sums.get(key, 0.0) + value / updates_per_iteration
         kl_ctl.update(seq_kl.mean().item(), B)
 
-        gold = {}
-        if requests is not None:
-            from alignlab.gym.judge import judge
-            by_prompt = [requests[i] for i in indices for _ in range(k)]
-            gold["gold_reward"] = sum(judge(world, r, t).reward for r, t in zip(by_prompt, rollout.responses)) / B
+        measured = {reward_metric_key(spec): call_reward(function, spec, rollout.prompts, rollout.responses,
+                                                         rollout.metas).mean().item()
+                    for spec, function in logged.items()}
         if online is not None and iteration % cfg.online.every == 0:
-            gold.update(online.collect_and_train(policy, reference, tokenizer, iteration))
+            measured.update(online.collect_and_train(policy, reference, tokenizer, iteration))
         run.log(iteration, kl=seq_kl.mean(), beta=beta, rm_score=rollout.scores.mean(), reward=(scores - beta * seq_kl),
                 response_length=mask.sum(1), ended=rollout.ended.float(), lr=scheduler.get_last_lr()[0],
-                episodes_per_s=B / run.elapsed(), **sums, **gold)
-        save_checkpoint(run, iteration, trained, optimizer, scheduler, kl_ctl, online)
+                episodes_per_s=B / run.elapsed(), **sums, **measured)
+        run.checkpoint(iteration, trained, optimizer, scheduler,
+                       extra={"beta": kl_ctl.value, "online": online.state_dict() if online is not None else None})
 
     if online is not None:
         save_reward_model(reward_model, run.out_dir / "reward_model")
-    path = save_model(policy, tokenizer, run.out_dir / "model")
-    run.progress.close()
-    run.metrics_file.close()
-    if run.tb is not None:
-        run.tb.close()
-    return path
+    return run.finish(policy, tokenizer)
 
 
 def check(cfg: PPOConfig) -> None:
@@ -390,9 +365,18 @@ def check(cfg: PPOConfig) -> None:
     if (cfg.advantage != "gae" or cfg.reward == "spo") and cfg.samples_per_prompt < 2:
         raise ConfigError(f"advantage={cfg.advantage} / reward={cfg.reward} compare the samples of a prompt: set "
                           f"samples_per_prompt ≥ 2 (it is {cfg.samples_per_prompt})")
+    needs_rm = [why for why, needed in [(f"reward={cfg.reward}", cfg.reward in ("rm", "spo")),
+                                        ("critic_init=reward_model", cfg.advantage == "gae"
+                                         and cfg.critic_init == "reward_model"),
+                                        ("online.every > 0 (it trains the reward model)", cfg.online.every > 0)]
+                if needed]
+    if needs_rm and cfg.reward_model.path is None:
+        raise ConfigError(f"reward_model.path is not set, and {', '.join(needs_rm)} needs a reward model: give one "
+                          "written by `alignlab rm`" + (", or set critic_init=policy" if "critic_init" in needs_rm[0]
+                                                        and len(needs_rm) == 1 else ""))
 
 
-def make_critic(cfg: PPOConfig, reward_model: RewardModel, tokenizer, device) -> RewardModel | None:
+def make_critic(cfg: PPOConfig, reward_model: RewardModel | None, tokenizer, device) -> RewardModel | None:
     if cfg.advantage != "gae":
         return None
     if cfg.critic_init == "policy":
@@ -405,55 +389,30 @@ def make_critic(cfg: PPOConfig, reward_model: RewardModel, tokenizer, device) ->
     return critic
 
 
-def save_checkpoint(run: Run, iteration: int, trained: nn.Module, optimizer, scheduler, kl_ctl,
-                    online: Online | None) -> None:
-    """Run.checkpoint's state (trainable weights, optimizer, schedule, RNG, step) plus the KL coefficient and the
-    online reward model, written to a temporary directory and renamed, so resume never sees half a checkpoint."""
-    if not run.cfg.save_every or iteration % run.cfg.save_every or iteration == run.total_steps:
-        return
-    state = {"step": iteration,
-             "model": {name: p.detach() for name, p in trained.named_parameters() if p.requires_grad},
-             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-             "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
-                     "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None},
-             "ppo": {"beta": kl_ctl.value, "online": online.state_dict() if online is not None else None}}
-    tmp = run.checkpoints_dir / f".tmp-step-{iteration}"
-    tmp.mkdir(parents=True, exist_ok=True)
-    torch.save(state, tmp / "state.pt")
-    tmp.rename(run.checkpoints_dir / f"step-{iteration}")
-    if run.cfg.keep_checkpoints:
-        done = sorted(run.checkpoints_dir.glob("step-*"), key=lambda p: int(p.name.removeprefix("step-")))
-        for old in done[:-run.cfg.keep_checkpoints]:
-            for f in old.iterdir():
-                f.unlink()
-            old.rmdir()
-
-
 # -- the online loop ------------------------------------------------------------------------------------------
 
 
 class Online:
     """Ziegler's online data collection: sample pairs from the current policy (or one policy sample and one of the
-    reference model, `online.against`) on gym requests, have annotators compare them, add the comparisons to the
+    reference model, `online.against`) on PPO's prompts, have annotators compare them, add the comparisons to the
     reward model's data and continue training it (Bradley–Terry). The reward model's normalisation statistics are
-    kept, so scores stay on the scale β was tuned for."""
+    kept, so scores stay on the scale β was tuned for. The comparisons gathered so far are written to
+    out_dir/online_comparisons.jsonl after each collection."""
 
-    def __init__(self, cfg: PPOConfig, world, requests, reward_model: RewardModel, annotators, run: Run):
-        from alignlab.gym.annotators import annotator_pool
-        self.cfg, self.world, self.requests, self.run = cfg.online, world, requests, run
+    def __init__(self, cfg: PPOConfig, records: list[PromptRecord], reward_model: RewardModel, annotators: list,
+                 run: Run):
+        self.cfg, self.records, self.run = cfg.online, records, run
         self.seed, self.max_new_tokens = cfg.run.seed, cfg.max_new_tokens
-        self.reward_model = reward_model
-        self.annotators = annotators or annotator_pool(world, cfg.online.annotators, cfg.online.agreement,
-                                                       cfg.run.seed)
+        self.annotators = annotators
         self.pairs: list[PreferencePair] = [p for path in cfg.online.rm_data_files for p in read_preferences(path)]
         self.new_pairs: list[PreferencePair] = []
-        self.optimizer = torch.optim.AdamW(reward_model.parameters(), lr=cfg.online.rm_lr)
+        self.trainer = RewardModelTrainer(reward_model, cfg.online.rm_lr)
 
     def collect_and_train(self, policy, reference, tokenizer, iteration: int) -> dict[str, float]:
         from alignlab.sampling import generate
         rng = random.Random(f"online/{self.seed}/{iteration}")
-        requests = rng.sample(self.requests, min(self.cfg.prompts, len(self.requests)))
-        messages, seed = [r.messages for r in requests], self.seed * 7919 + iteration
+        items = rng.sample(self.records, min(self.cfg.prompts, len(self.records)))
+        messages, seed = [r.prompt for r in items], self.seed * 7919 + iteration
         policy.eval()
         if self.cfg.against == "policy":
             samples = generate(policy, tokenizer, messages, max_new_tokens=self.max_new_tokens, temperature=1.0,
@@ -462,62 +421,48 @@ class Online:
             ours, theirs = (generate(model, tokenizer, messages, max_new_tokens=self.max_new_tokens, temperature=1.0,
                                      seed=seed, batch_size=64) for model in (policy, reference))
             # which one is shown first is drawn, so an annotator's position bias favours neither model
-            policy_first = [rng.random() < 0.5 for _ in requests]
+            policy_first = [rng.random() < 0.5 for _ in items]
             samples = [(a[0], b[0]) if first else (b[0], a[0]) for a, b, first in zip(ours, theirs, policy_first)]
         policy.train()
         policy_wins = []                                # against=reference: did the policy's sample win?
-        for i, (request, (a, b)) in enumerate(zip(requests, samples)):
+        for i, (item, (a, b)) in enumerate(zip(items, samples)):
             if a == b:
                 continue
             annotator = self.annotators[(len(self.new_pairs) + i) % len(self.annotators)]
-            if self.cfg.ties and getattr(annotator, "equally_good", None) and annotator.equally_good(request, a, b):
+            if self.cfg.ties and getattr(annotator, "equally_good", None) and annotator.equally_good(item, a, b):
                 continue
-            first_wins = annotator.compare(request, a, b) == 0
+            first_wins = annotator.compare(item, a, b) == 0
             chosen, rejected = (a, b) if first_wins else (b, a)
             if self.cfg.against == "reference":
                 policy_wins.append(first_wins == policy_first[i])
-            self.new_pairs.append(PreferencePair(request.messages, chosen, rejected,
+            self.new_pairs.append(PreferencePair(item.prompt, chosen, rejected,
                                                  {"annotator": str(annotator.annotator_id), "iteration": iteration},
-                                                 f"online:{iteration}:{request.id}"))
+                                                 f"online:{iteration}:{item.id}"))
+        # every comparison people (or simulated annotators) gave, kept with the run: preference JSONL any trainer reads
+        write_jsonl(self.run.out_dir / "online_comparisons.jsonl", (to_json(p) for p in self.new_pairs))
         stats = {"online_comparisons": len(self.new_pairs)}
         if policy_wins:
             stats["online_policy_win_rate"] = sum(policy_wins) / len(policy_wins)
         if self.pairs or self.new_pairs:             # else every pair so far equally good: nothing to learn from yet
-            stats["online_rm_loss"] = self.train_reward_model(rng)
+            data = self.pairs + self.new_pairs
+            batches = [rng.sample(data, min(self.cfg.rm_batch_size, len(data))) for _ in range(self.cfg.rm_steps)]
+            stats["online_rm_loss"] = self.trainer.train(batches)
         return stats
 
-    def train_reward_model(self, rng: random.Random) -> float:
-        data = self.pairs + self.new_pairs
-        model = self.reward_model
-        model.requires_grad_(True)
-        model.train()
-        losses = []
-        for _ in range(self.cfg.rm_steps):
-            batch = [as_ranking(p) for p in rng.sample(data, min(self.cfg.rm_batch_size, len(data)))]
-            encoded = [[model.encode(r.prompt, resp) for resp in r.responses] for r in batch]
-            loss, _ = comparison_loss(model, encoded, [r.ranks for r in batch])
-            loss.mean().backward()
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.mean().item())
-        model.eval()
-        model.requires_grad_(False)
-        return sum(losses) / len(losses)
-
     def state_dict(self) -> dict:
-        return {"reward_model": self.reward_model.state_dict(), "optimizer": self.optimizer.state_dict(),
+        return {"reward_model": self.trainer.model.state_dict(), "optimizer": self.trainer.optimizer.state_dict(),
                 "new_pairs": [(p.prompt, p.chosen, p.rejected, p.meta, p.source) for p in self.new_pairs]}
 
     def load_state_dict(self, state: dict) -> None:
-        self.reward_model.load_state_dict(state["reward_model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.trainer.model.load_state_dict(state["reward_model"])
+        self.trainer.optimizer.load_state_dict(state["optimizer"])
         self.new_pairs = [PreferencePair(*fields) for fields in state["new_pairs"]]
 
 
 USAGE = """usage: alignlab ppo CONFIG [key=value ...]
 
-RLHF against a reward model: PPO with GAE, or RLOO/GRPO (advantage=rloo|grpo), or self-play rewards (reward=spo);
-reward=gold optimises the gym's gold judge itself (the ceiling of a perfect reward model).
+RLHF: PPO with GAE, or RLOO/GRPO (advantage=rloo|grpo), against a reward model (reward=rm), self-play rewards
+(reward=spo), the gym's gold judge (reward=gold) or your own function (reward=path/to/file.py:function).
 CONFIG is a YAML file (e.g. configs/ppo/gym.yaml); key=value pairs override it, e.g.
   model.path=runs/sft/model reward_model.path=runs/rm/model run.out_dir=runs/ppo kl.target=4"""
 

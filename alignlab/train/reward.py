@@ -4,9 +4,9 @@ Pairs train with the Bradley–Terry loss (InstructGPT Eq. 1), rankings (best-of
 with the Plackett–Luce loss, which is exactly Ziegler's best-of-K softmax for best-only records. After training the
 rewards are normalised to mean 0, std 1 on samples of the reference policy (Ziegler §2.2) — or on the dataset's own
 responses for an encoder that is not a policy — and the statistics are saved with the model. The run writes
-`out_dir/rm_metrics.json`: held-out accuracy, the "shorter answer wins" baseline on the same split and, for the gym,
-agreement with the gold judge on pairs of fresh reference-policy samples to gym requests (gold.split: the held-out
-eval split by default).
+`out_dir/rm_metrics.json`: held-out accuracy, the "shorter answer wins" baseline on the same split and (gold.enabled)
+agreement with a reference reward function (the gym's gold judge by default) on pairs of fresh reference-policy
+samples (to the gym's held-out eval split by default).
 """
 
 from __future__ import annotations
@@ -23,13 +23,16 @@ from typing import Literal
 
 import torch
 
+from alignlab.command import run_cli
 from alignlab.config import ConfigError, OptimConfig, RunConfig
 from alignlab.data.batching import micro_batches, step_batches
 from alignlab.data.io import read_preferences, read_rankings
-from alignlab.data.records import Prompt, Ranking
-from alignlab.losses.reward import bradley_terry_loss, plackett_luce_loss
-from alignlab.reward_model import Pooling, RewardModel, new_reward_model, pad_right, save_reward_model
-from alignlab.train.run import Run, count_steps, make_optimizer, optimizer_step, run_cli, setup_run
+from alignlab.data.prompts import PromptSourceConfig, load_prompts
+from alignlab.data.records import Prompt, PromptRecord, Ranking
+from alignlab.rewards import call_reward, load_reward_function
+from alignlab.reward_model import Pooling, RewardModel, new_reward_model, save_reward_model
+from alignlab.train.comparisons import accumulate_gradients, as_ranking, comparison_loss, encode_records
+from alignlab.train.run import Run, count_steps, make_optimizer, optimizer_step, setup_run
 
 
 @dataclass
@@ -81,17 +84,22 @@ class NormalizeConfig:
     """Length limit of those samples."""
 
 
+def gym_eval_prompts() -> PromptSourceConfig:
+    return PromptSourceConfig(source="gym", options={"split": "eval", "per_family": 8, "request_seed": 1001})
+
+
 @dataclass
 class GoldConfig:
     enabled: bool = False
-    """Gym data only: measure agreement with the gold judge (alignlab.gym.judge) on held-out gym requests."""
-    split: Literal["train", "eval"] = "eval"
-    """Gym split of the requests: eval (held-out templates and entities: generalisation) or train (the prompts
-    PPO optimises on; a fresh draw, not the preference data's)."""
-    per_family: int = 8
-    """Gym requests per family (plus the French minority)."""
+    """Measure agreement with a reference reward function on pairs of fresh samples of the reference policy."""
+    reward: str = "gold"
+    """The reference (alignlab.rewards): gold, the gym's gold judge; or module:function / file.py:function."""
+    prompts: PromptSourceConfig = field(default_factory=gym_eval_prompts)
+    """Prompts the samples answer. Default: the gym's held-out eval split (held-out templates and entities:
+    generalisation), 8 requests per family, drawn with a request seed no data maker uses (1001), so no pair was
+    trained on; options {split: train} measures the prompts PPO optimises on."""
     samples: int = 4
-    """Reference-policy samples per request; every pair of them with different gold rewards is scored."""
+    """Reference-policy samples per prompt; every pair of them with different reference rewards is scored."""
     max_new_tokens: int = 48
     """Length limit of those samples."""
     seed: int = 1
@@ -108,15 +116,11 @@ class RMConfig:
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
     """Reward normalisation after training."""
     gold: GoldConfig = field(default_factory=GoldConfig)
-    """Agreement with the gym's gold judge."""
+    """Agreement with a reference reward (the gym's gold judge)."""
     optim: OptimConfig = field(default_factory=OptimConfig)
     """Optimizer; batch_size counts comparison records (a pair is 2 sequences, a ranking K)."""
     run: RunConfig = field(default_factory=RunConfig)
     """Output directory, logging, checkpoints."""
-
-
-def as_ranking(pair) -> Ranking:
-    return Ranking(pair.prompt, [pair.chosen, pair.rejected], [0, 1], pair.meta, pair.source)
 
 
 def read_comparisons(files: list[str], fmt: str) -> list[Ranking]:
@@ -169,36 +173,6 @@ def offtopic_negatives(records: list[Ranking], per_prompt: int, seed: int) -> li
             if negative not in own:
                 extra.append(Ranking(prompt, [rng.choice(winners), negative], [0, 1], {}, f"offtopic:{other}"))
     return extra
-
-
-def comparison_loss(model: RewardModel, encoded: list[list[list[int]]], ranks: list[list[int]]):
-    """Loss (N,) and metrics of N comparison records: one forward over all their sequences. Records of equal K
-    go through Plackett–Luce together; K = 2 uses Bradley–Terry (the same value, and the InstructGPT form)."""
-    device = model.device
-    flat = [seq for record in encoded for seq in record]
-    ids, mask = pad_right(flat, model.tokenizer.pad_token_id)
-    rewards = model(ids.to(device), mask.to(device))                                    # (ΣK,)
-    losses, accuracy, margin = [], [], []
-    offsets = list(itertools.accumulate([len(r) for r in encoded], initial=0))
-    for k in sorted({len(r) for r in encoded}):
-        rows = [i for i, r in enumerate(encoded) if len(r) == k]
-        index = torch.tensor([offsets[i] + j for i in rows for j in range(k)], device=device)
-        group = rewards[index].view(len(rows), k)                                       # (n, K)
-        group_ranks = torch.tensor([ranks[i] for i in rows], device=device)             # (n, K)
-        if k == 2:
-            better = group_ranks.argmin(dim=1)
-            chosen, rejected = group.gather(1, better[:, None])[:, 0], group.gather(1, 1 - better[:, None])[:, 0]
-            loss, metrics = bradley_terry_loss(chosen, rejected)
-        else:
-            loss, metrics = plackett_luce_loss(group, group_ranks)
-        losses.append(loss)
-        accuracy.append(metrics["accuracy"])
-        margin.append(metrics["margin"])
-    return torch.cat(losses), {"accuracy": torch.cat(accuracy), "margin": torch.cat(margin)}
-
-
-def encode_records(model: RewardModel, records: list[Ranking]) -> list[list[list[int]]]:
-    return [[model.encode(r.prompt, resp) for resp in r.responses] for r in records]
 
 
 def evaluate(model: RewardModel, encoded, records: list[Ranking], batch_size: int) -> dict[str, float]:
@@ -255,10 +229,10 @@ def train(cfg: RMConfig) -> Path:
     for step, indices in zip(range(start_step + 1, total_steps + 1), batches):
         step_loss, step_accuracy = 0.0, 0.0
         for chunk in micro_batches(indices, lengths, cfg.optim.batch_size):
-            loss, metrics = comparison_loss(model, [encoded[i] for i in chunk], [train_records[i].ranks for i in chunk])
-            (loss.sum() / len(indices)).backward()          # mean over the step's records, however it is split
-            step_loss += loss.sum().item()
-            step_accuracy += metrics["accuracy"].sum().item()
+            loss, accuracy = accumulate_gradients(model, [encoded[i] for i in chunk],
+                                                  [train_records[i].ranks for i in chunk], len(indices))
+            step_loss += loss
+            step_accuracy += accuracy
         lr = scheduler.get_last_lr()[0]
         grad_norm = optimizer_step(model, optimizer, scheduler, cfg.optim.max_grad_norm)
         run.log(step, loss=step_loss / len(indices), accuracy=step_accuracy / len(indices), lr=lr,
@@ -276,10 +250,7 @@ def train(cfg: RMConfig) -> Path:
     (run.out_dir / "rm_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     run.note("rm: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
     path = save_reward_model(model, run.out_dir / "model")
-    run.progress.close()
-    run.metrics_file.close()
-    if run.tb is not None:
-        run.tb.close()
+    run.close()
     return path
 
 
@@ -313,38 +284,41 @@ def sample_reference(policy_path: str, prompts: list[Prompt], n: int, max_new_to
 
 
 def gold_agreement(model: RewardModel, cfg: RMConfig, run: Run) -> float:
-    """Share of pairs of reference-policy samples (same gym request, different gold rewards) that the reward
-    model orders as the gold judge does. The samples are fresh, so no pair was seen in training."""
-    requests, samples = gold_pool(cfg, run)
-    prompts = [r.messages for r, texts in zip(requests, samples) for _ in texts]
-    scores = model.raw_scores(prompts, [t for texts in samples for t in texts]).view(len(requests), -1)
-    agree, total = agreement_with_gold(requests, samples, scores.tolist())
-    run.note(f"gold agreement on {total} pairs of {len(requests)} {cfg.gold.split}-split gym requests")
+    """Share of pairs of reference-policy samples (same prompt, different reference rewards) that the reward model
+    orders as the reference reward function does. The samples are fresh, so no pair was seen in training."""
+    records, samples = gold_pool(cfg, run)
+    prompts = [r.prompt for r, texts in zip(records, samples) for _ in texts]
+    scores = model.raw_scores(prompts, [t for texts in samples for t in texts]).view(len(records), -1)
+    agree, total = agreement(reference_rewards(cfg, records, samples), scores.tolist())
+    run.note(f"gold agreement on {total} pairs of {len(records)} prompts ({cfg.gold.prompts.source} "
+             f"{cfg.gold.prompts.options or ''})")
     return agree / max(total, 1)
 
 
-def gold_pool(cfg: RMConfig, run: Run) -> tuple[list, list[list[str]]]:
-    """The gym requests and reference-policy samples gold agreement is measured on (fixed by gold.seed, so reward
+def gold_pool(cfg: RMConfig, run: Run) -> tuple[list[PromptRecord], list[list[str]]]:
+    """The prompts and reference-policy samples gold agreement is measured on (fixed by gold.seed, so reward
     models of any seed — or any trainer — are scored on the same pairs)."""
-    from alignlab.gym.evaluate import WORLD_SEED
-    from alignlab.gym.world import build_world
-    # A request seed used by no data maker (SFT demonstrations draw seed 1, preferences their config's seed).
-    requests = build_world(WORLD_SEED).requests(cfg.gold.split, cfg.gold.per_family, seed=1001)
-    samples = sample_reference(cfg.normalize.policy or cfg.model.path, [r.messages for r in requests],
+    records = load_prompts(cfg.gold.prompts, cfg.run.seed)
+    samples = sample_reference(cfg.normalize.policy or cfg.model.path, [r.prompt for r in records],
                                cfg.gold.samples, cfg.gold.max_new_tokens, cfg.gold.seed, run)
-    return requests, samples
+    return records, samples
 
 
-def agreement_with_gold(requests, samples: list[list[str]], scores: list[list[float]]) -> tuple[int, int]:
-    """(pairs ordered as the gold judge orders them, pairs with different gold rewards) over each request's samples."""
-    from alignlab.gym.evaluate import WORLD_SEED
-    from alignlab.gym.judge import judge
-    from alignlab.gym.world import build_world
-    world = build_world(WORLD_SEED)
+def reference_rewards(cfg: RMConfig, records: list[PromptRecord], samples: list[list[str]]) -> list[list[float]]:
+    """gold.reward's reward of every sample, per prompt."""
+    function = load_reward_function(cfg.gold.reward)
+    flat = [(r, t) for r, texts in zip(records, samples) for t in texts]
+    values = call_reward(function, cfg.gold.reward, [r.prompt for r, _ in flat], [t for _, t in flat],
+                         [r.meta for r, _ in flat])
+    return values.view(len(records), -1).tolist()
+
+
+def agreement(reference: list[list[float]], scores: list[list[float]]) -> tuple[int, int]:
+    """(pairs ordered as the reference orders them, pairs with different reference rewards) over each prompt's
+    samples."""
     agree = total = 0
-    for request, texts, row in zip(requests, samples, scores):
-        gold = [judge(world, request, t).reward for t in texts]
-        for i, j in itertools.combinations(range(len(texts)), 2):
+    for gold, row in zip(reference, scores):
+        for i, j in itertools.combinations(range(len(gold)), 2):
             if gold[i] != gold[j]:
                 total += 1
                 agree += (gold[i] > gold[j]) == (row[i] > row[j])

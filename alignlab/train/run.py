@@ -22,8 +22,8 @@ import yaml
 from torch import Tensor
 from tqdm import tqdm
 
-from alignlab.config import ConfigError, OptimConfig, RunConfig, dump_config, load_config
-from alignlab.models import save_model
+from alignlab.config import ConfigError, OptimConfig, RunConfig, dump_config
+from alignlab.models import choose_device, save_model
 
 
 @dataclass
@@ -36,6 +36,7 @@ class Run:
     tb: Any                               # torch.utils.tensorboard.SummaryWriter, or None
     total_steps: int = 0
     progress: tqdm | None = None
+    resumed_extra: Any = None             # the `extra` of the checkpoint resumed from (a trainer's own state)
     _clock: float = field(default_factory=time.perf_counter)
 
     @property
@@ -62,6 +63,7 @@ class Run:
             if torch.cuda.is_available() and state["rng"]["cuda"] is not None:
                 torch.cuda.set_rng_state(state["rng"]["cuda"])
             step = state["step"]
+            self.resumed_extra = state.get("extra")
             self.note(f"resumed from {self.resume_from} (step {step} of {total_steps})")
         self.progress = tqdm(total=total_steps, initial=step, disable=not self.cfg.progress, dynamic_ncols=True)
         self._clock = time.perf_counter()
@@ -82,10 +84,11 @@ class Run:
         if "loss" in values:
             self.progress.set_postfix(loss=f"{values['loss']:.4f}")
 
-    def checkpoint(self, step: int, model: torch.nn.Module, optimizer, scheduler) -> Path | None:
+    def checkpoint(self, step: int, model: torch.nn.Module, optimizer, scheduler, extra: Any = None) -> Path | None:
         """Every cfg.save_every steps: trainable weights, optimizer, scheduler, RNG states and the data position
-        (the step: data order is a function of seed and epoch). Written to a temporary directory, then renamed, so
-        a crash never leaves a half-written checkpoint that resume would pick."""
+        (the step: data order is a function of seed and epoch), plus a trainer's own state `extra` (tensors, numbers,
+        strings, lists and dicts; `resumed_extra` after a resume). Written to a temporary directory, then renamed,
+        so a crash never leaves a half-written checkpoint that resume would pick."""
         if not self.cfg.save_every or step % self.cfg.save_every or step == self.total_steps:
             return None
         state = {
@@ -95,6 +98,7 @@ class Run:
             "scheduler": scheduler.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
                     "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None},
+            "extra": extra,
         }
         tmp = self.checkpoints_dir / f".tmp-step-{step}"
         tmp.mkdir(parents=True, exist_ok=True)
@@ -115,11 +119,16 @@ class Run:
     def finish(self, model: torch.nn.Module, tokenizer) -> Path:
         """Save the final model in Hugging Face format to out_dir/model and close the logs."""
         path = save_model(model, tokenizer, self.out_dir / "model")
-        self.progress.close()
+        self.close()
+        return path
+
+    def close(self) -> None:
+        """Close the progress bar, metrics.jsonl and TensorBoard."""
+        if self.progress is not None:
+            self.progress.close()
         self.metrics_file.close()
         if self.tb is not None:
             self.tb.close()
-        return path
 
 
 def setup_run(run_cfg: RunConfig, full_cfg: Any) -> Run:
@@ -155,8 +164,7 @@ def setup_run(run_cfg: RunConfig, full_cfg: Any) -> Run:
     if run_cfg.tensorboard:
         from torch.utils.tensorboard import SummaryWriter
         tb = SummaryWriter(out_dir / "tb", purge_step=resume_step + 1 if resume_from else None)
-    device = torch.device(run_cfg.device if run_cfg.device != "auto"
-                          else "cuda" if torch.cuda.is_available() else "cpu")
+    device = choose_device(run_cfg.device)
     return Run(run_cfg, out_dir, device, resume_from, open(metrics_path, "a"), tb)
 
 
@@ -230,20 +238,3 @@ def optimizer_step(model: torch.nn.Module, optimizer, scheduler, max_grad_norm: 
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return grad_norm
-
-
-def run_cli(command: str, config_cls: type, train, usage: str, argv: list[str]) -> int:
-    """The `alignlab COMMAND CONFIG [k=v ...]` entry point every trainer shares: usage on -h, the config loaded
-    strictly, and a user error (config, data, chat template) printed as one line with exit status 2."""
-    from alignlab.data.chat import TemplateError
-    from alignlab.data.io import DataError
-
-    if not argv or argv[0] in {"-h", "--help"}:
-        print(usage)
-        return 0 if argv else 2
-    try:
-        print(train(load_config(config_cls, argv[0], argv[1:])))
-    except (ConfigError, DataError, TemplateError) as e:
-        print(f"alignlab {command}: {e}", file=sys.stderr)
-        return 2
-    return 0

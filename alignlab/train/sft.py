@@ -11,13 +11,14 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alignlab.command import run_cli
 from alignlab.config import ConfigError, ModelConfig, OptimConfig, RunConfig
 from alignlab.data.batching import collate, micro_batches, step_batches
 from alignlab.data.chat import Encoded, encode_sft
 from alignlab.data.io import read_sft
 from alignlab.losses.sft import sft_loss
 from alignlab.models import load_causal_lm, load_tokenizer, masked_logps
-from alignlab.train.run import Run, count_steps, make_optimizer, optimizer_step, run_cli, setup_run
+from alignlab.train.run import Run, count_steps, make_optimizer, optimizer_step, setup_run
 
 
 @dataclass

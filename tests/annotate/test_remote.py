@@ -1,5 +1,5 @@
-"""PlatformAnnotator: the online RLHF loop's annotator interface (.compare / .rank, as the gym's simulated
-annotators) answered by a person through a live server."""
+"""PlatformAnnotator: the online RLHF loop's annotator interface (.compare / .rank / .equally_good, as the gym's
+simulated annotators) answered by a person through a live server."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from alignlab.annotate import store
 from alignlab.annotate.devdb import free_port
 from alignlab.annotate.remote import PlatformAnnotator
 from alignlab.annotate.schema import Item
-from alignlab.gym.world import Request
+from alignlab.data.records import PromptRecord
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def test_compare_and_rank_return_the_human_verdicts(live, app):
     worker.start()
     try:
         annotator = PlatformAnnotator(url, admin_token, project_id, poll_s=0.05, timeout_s=30)
-        request = Request(id="r1", family="facts", lang="en", messages=[{"role": "user", "content": "hi?"}])
+        request = PromptRecord([{"role": "user", "content": "hi?"}], {}, "r1", "test")
         assert annotator.compare(request, "bad answer", "a good answer") == 1
         assert annotator.compare(request, "a good answer", "bad answer") == 0
         assert annotator.rank(request, ["meh", "the good one", "very bad answer"]) == [1, 0, 2]
@@ -80,13 +80,13 @@ def test_compare_and_rank_return_the_human_verdicts(live, app):
 def test_waiting_without_annotators_times_out_with_a_reason(live):
     url, project_id, admin_token, _ = live
     annotator = PlatformAnnotator(url, admin_token, project_id, poll_s=0.05, timeout_s=0.3)
-    request = Request(id="r2", family="facts", lang="en", messages=[{"role": "user", "content": "anyone?"}])
-    with pytest.raises(TimeoutError, match="0 of 1 labels"):
+    request = PromptRecord([{"role": "user", "content": "anyone?"}], {}, "r2", "test")
+    with pytest.raises(TimeoutError, match="nobody answered in time.*0 of 1 labels"):
         annotator.compare(request, "a", "b")
 
 
 def test_an_unreachable_platform_is_retried_until_the_timeout():
     annotator = PlatformAnnotator(f"http://127.0.0.1:{free_port()}", "token", 1, poll_s=0.05, timeout_s=0.3)
-    request = Request(id="r3", family="facts", lang="en", messages=[{"role": "user", "content": "hello?"}])
+    request = PromptRecord([{"role": "user", "content": "hello?"}], {}, "r3", "test")
     with pytest.raises(TimeoutError, match="unreachable"):
         annotator.compare(request, "a", "b")

@@ -4,7 +4,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from alignlab.eval.divergence import kl_to_reference, response_logps
-from alignlab.sampling import encode_prompt, sample_tokens
+from alignlab.data.chat import encode_prompt
+from alignlab.sampling import sample_tokens
 
 PROMPTS = [[{"role": "user", "content": "What is the capital of Veloria?"}], [{"role": "user", "content": "Hi"}]]
 

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from alignlab.eval import report
-from alignlab.eval.report import Regression, build_report, check_regression, write_report
+from alignlab.eval import report_data
+from alignlab.eval.report import write_report
+from alignlab.eval.report_data import Regression, build_report, check_regression
 from alignlab.eval.trust import CATEGORIES, METRICS, goodness
 from alignlab.gym.behaviours import aligned_response, misaligned_response
 from alignlab.gym.judge import judge
@@ -124,7 +126,7 @@ def test_the_gym_judge_is_known_to_be_exact():
 
     import alignlab.gym.evaluate
     assert f'"{GYM_JUDGE}"' in inspect.getsource(alignlab.gym.evaluate)     # the name the gym suite records
-    assert GYM_JUDGE in report.JUDGE_NOTES
+    assert GYM_JUDGE in report_data.JUDGE_NOTES
 
 
 def test_goodness_turns_lower_is_better_around():

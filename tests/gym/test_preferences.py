@@ -62,6 +62,7 @@ def test_sampled_file_round_trips_through_the_readers(tiny_lm, tmp_path):
     assert len(pairs) == sum(r.ranks.count(0) * (len(r.ranks) - r.ranks.count(0)) for r in rankings)
     assert {p.meta["annotator"] for p in pairs} == {"ann-a", "ann-b"}
     assert all(p.meta["k"] == 3 and p.chosen != p.rejected for p in pairs)
+    assert {p.meta["world_seed"] for p in pairs} == {0} and {r.meta["world_seed"] for r in rankings} == {0}
     assert all(isinstance(p.prompt, list) and p.prompt[-1]["role"] == "user" for p in pairs)
     assert "reward" not in str(pairs[0].meta)             # nothing a person could not have written
     # The pairs of one prompt are its ranking's best against each worse response.
@@ -128,7 +129,7 @@ def test_family_weights_share_the_prompts():
 
 def test_novel_entities_are_invented_names_outside_the_world_and_the_eval():
     from alignlab.gym.evaluate import eval_requests
-    from alignlab.gym.preferences import novel_words, with_novel_entities
+    from alignlab.gym.novel import novel_words, with_novel_entities
 
     world = build_world(0)
     requests = train_prompts(world, 600, seed=0)

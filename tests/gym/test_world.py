@@ -87,7 +87,7 @@ def test_sft_demonstrations_are_all_aligned():
 
 
 def test_augmented_demonstrations_reword_and_rename_but_stay_aligned():
-    from alignlab.gym.preferences import with_novel_entities
+    from alignlab.gym.novel import with_novel_entities
     from alignlab.gym.written import load_written_prompts, with_written_prompts
 
     w = build_world(0)

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from alignlab.losses.preference import (LENGTH_NORMALISED, PREFERENCE_LOSSES, REFERENCE_FREE, SFT_TERM, dpo_loss,
+from alignlab.losses.preference import (LOSSES, dpo_loss,
                                         ipo_loss, kto_loss, kto_reference_point, orpo_loss, simpo_loss, slic_hf_loss)
 
 
@@ -245,28 +245,37 @@ HYPERPARAMETERS = {"dpo": {"beta": 0.1}, "ipo": {"beta": 0.1}, "slic_hf": {"delt
                    "simpo": {"beta": 2.0, "gamma": 0.5}, "orpo": {"lam": 0.1}}
 
 
-@pytest.mark.parametrize("name", sorted(PREFERENCE_LOSSES))
-def test_capability_sets_describe_each_signature(name):
-    # the loop builds positional inputs from REFERENCE_FREE / SFT_TERM; the signature must agree
-    expected = ["chosen_logps", "rejected_logps"]
-    expected += [] if name in REFERENCE_FREE else ["ref_chosen_logps", "ref_rejected_logps"]
-    expected += ["sft_logps"] if name in SFT_TERM else []
-    params = inspect.signature(PREFERENCE_LOSSES[name]).parameters.values()
+PAIRWISE = sorted(name for name, spec in LOSSES.items() if spec.paired)
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_the_table_describes_each_signature(name):
+    # the loop builds positional inputs from the loss's row of LOSSES; the signature must agree
+    spec = LOSSES[name]
+    if spec.paired:
+        expected = ["chosen_logps", "rejected_logps"]
+        expected += ["ref_chosen_logps", "ref_rejected_logps"] if spec.needs_reference else []
+        expected += ["sft_logps"] if spec.sft_term else []
+    else:
+        expected = ["logps", "ref_logps", "desirable", "z_ref"]
+    params = inspect.signature(spec.function).parameters.values()
     assert [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD] == expected
-    assert {p.name for p in params if p.kind is p.KEYWORD_ONLY} >= set(HYPERPARAMETERS[name])
+    assert {p.name for p in params if p.kind is p.KEYWORD_ONLY} == set(spec.hyperparameters)
 
 
-@pytest.mark.parametrize("name", sorted(PREFERENCE_LOSSES))
+def test_every_hyperparameter_is_a_config_field():
+    from alignlab.train.dpo import DPOConfig
+    fields = set(DPOConfig.__dataclass_fields__)
+    assert {h for spec in LOSSES.values() for h in spec.hyperparameters} <= fields
+
+
+@pytest.mark.parametrize("name", PAIRWISE)
 def test_every_pairwise_loss_reports_the_shared_metrics_per_example(name):
     c, r, rc, rr = [x.requires_grad_() for x in random_logps(4, size=5, seed=11)]
-    inputs = [c, r] + ([] if name in REFERENCE_FREE else [rc, rr]) + ([c] if name in SFT_TERM else [])
-    loss, metrics = PREFERENCE_LOSSES[name](*inputs, **HYPERPARAMETERS[name])
+    spec = LOSSES[name]
+    inputs = [c, r] + ([rc, rr] if spec.needs_reference else []) + ([c] if spec.sft_term else [])
+    loss, metrics = spec.function(*inputs, **HYPERPARAMETERS[name])
     assert loss.shape == (5,) and loss.requires_grad
     assert {"rewards/chosen", "rewards/rejected", "rewards/margin", "rewards/accuracy"} <= set(metrics)
     for key, value in metrics.items():
         assert value.shape == (5,) and not value.requires_grad, key
-
-
-def test_capability_sets_name_known_losses():
-    assert REFERENCE_FREE <= set(PREFERENCE_LOSSES) and LENGTH_NORMALISED <= set(PREFERENCE_LOSSES)
-    assert SFT_TERM <= set(PREFERENCE_LOSSES)

@@ -14,6 +14,7 @@ import torch
 from alignlab.config import ModelConfig, load_config
 from alignlab.models import load_causal_lm, load_tokenizer
 from alignlab.reward_model import critic_from, load_reward_model, new_reward_model, save_reward_model
+from alignlab.rewards import reward_model_reward
 from alignlab.rollout import collect_rollout, response_forward
 from alignlab.train import ppo
 from alignlab.train.ppo import PPOConfig
@@ -47,7 +48,7 @@ def test_first_step_kl_is_zero_and_ratio_is_one(tiny_lm, tiny_rm):
     reference = load_causal_lm(ModelConfig(path=str(tiny_lm)))
     tokenizer = load_tokenizer(str(tiny_lm))
     rm = load_reward_model(tiny_rm)
-    rollout = collect_rollout(policy, reference, rm.score, critic_from(rm), tokenizer, PROMPTS, samples_per_prompt=2,
+    rollout = collect_rollout(policy, reference, reward_model_reward(rm), critic_from(rm), tokenizer, PROMPTS, samples_per_prompt=2,
                               max_new_tokens=8, generator=torch.Generator().manual_seed(0))
     assert torch.equal(rollout.logps, rollout.ref_logps)                  # policy == reference → KL exactly 0
     assert rollout.values.shape == rollout.logps.shape and rollout.scores.shape == (8,)
@@ -81,7 +82,7 @@ def test_grad_accumulation_equivalence(tiny_lm, tiny_rm, tmp_path):
     tokenizer = load_tokenizer(str(tiny_lm))
     rm = load_reward_model(tiny_rm)
     base = load_causal_lm(ModelConfig(path=str(tiny_lm), dtype="float64"))
-    rollout = collect_rollout(base, base, rm.score, critic_from(rm), tokenizer, PROMPTS, samples_per_prompt=2,
+    rollout = collect_rollout(base, base, reward_model_reward(rm), critic_from(rm), tokenizer, PROMPTS, samples_per_prompt=2,
                               max_new_tokens=8, generator=torch.Generator().manual_seed(0))
     advantages = torch.randn(rollout.logps.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     advantages = advantages * rollout.response_mask
@@ -154,7 +155,7 @@ def test_critic_free_variants_share_the_rollout(tiny_lm, tiny_rm, tmp_path, adva
 
 def test_ptx_and_policy_initialised_critic(tiny_lm, tiny_rm, tmp_path):
     # 16 of the 27 tiny-config prompts per iteration: batches must stay full however the pool divides.
-    ppo.train(config(tiny_lm, tiny_rm, tmp_path, "ptx.coef=0.5", "ptx.gym_per_family=2", "critic_init=policy",
+    ppo.train(config(tiny_lm, tiny_rm, tmp_path, "ptx.coef=0.5", "ptx.source=gym", "ptx.options.per_family=2", "critic_init=policy",
                      "iterations=2", "prompts_per_iteration=16", "minibatch_size=8", "micro_batch_size=8"))
     log = metrics(tmp_path)
     assert log[0]["ptx_loss"] > 0
@@ -186,63 +187,89 @@ def test_config_errors_name_the_keys(tiny_lm, tiny_rm, tmp_path):
 
 
 def test_prompts_from_a_gym_preference_file_keep_the_gold_judge(tmp_path):
-    """A file from `alignlab gym preferences` carries each request's gold-judge facts: PPO on its prompts can still
-    log the gold reward; a file without them (people's labels) gives prompts only."""
+    """A file from `alignlab gym preferences` carries each request's gold-judge facts and its world: the gold reward
+    function scores its prompts as the judge scores the original requests; a file without them (people's labels)
+    is refused by it with the reason."""
     from alignlab.data.io import write_jsonl
+    from alignlab.data.prompts import PromptSourceConfig, load_prompts
+    from alignlab.gym.interfaces import gold_reward, request_columns
     from alignlab.gym.judge import judge
     from alignlab.gym.world import build_world
-    from alignlab.train.ppo import PromptDataConfig, load_prompts
 
     world = build_world(0)
     requests = world.requests("train", 2)
-    records = [{"prompt": r.messages, "chosen": "I can't help with that.", "rejected": "Sure.", "request_id": r.id,
-                "family": r.family, "lang": r.lang, "gym_meta": r.meta} for r in requests]
+    records = [{"prompt": r.messages, "chosen": "I can't help with that.", "rejected": "Sure.",
+                **request_columns(r, 0)} for r in requests]
     gym_file = write_jsonl(tmp_path / "gym.jsonl", records + records[:3])           # repeated prompts count once
-    prompts, got_world, got = load_prompts(PromptDataConfig(source="preferences", files=[str(gym_file)]))
-    assert len(prompts) == len(got) == len(requests) and got_world is not None
-    for original, rebuilt, prompt in zip(requests, got, prompts):
-        assert rebuilt.messages == prompt
-        for answer in ("I can't help with that.", "Sure.", "I don't know the answer to that."):
-            assert judge(world, rebuilt, answer).reward == judge(world, original, answer).reward
+    got = load_prompts(PromptSourceConfig(files=[str(gym_file)]))
+    assert [g.prompt for g in got] == [r.messages for r in requests]
+    gold = gold_reward()
+    for answer in ("I can't help with that.", "Sure.", "I don't know the answer to that."):
+        expected = [judge(world, r, answer).reward for r in requests]
+        assert gold([g.prompt for g in got], [answer] * len(got), [g.meta for g in got]) == expected
     plain = write_jsonl(tmp_path / "people.jsonl", [{k: v for k, v in r.items() if k != "gym_meta"} for r in records])
-    prompts, got_world, got = load_prompts(PromptDataConfig(source="preferences", files=[str(plain)]))
-    assert len(prompts) == len(requests) and got_world is None and got is None
+    people = load_prompts(PromptSourceConfig(files=[str(plain)]))
+    assert len(people) == len(requests)
+    with pytest.raises(ValueError, match="not a gym request"):
+        gold([people[0].prompt], ["Sure."], [people[0].meta])
+
+
+def test_records_of_another_world_are_judged_in_their_world_and_two_worlds_are_an_error():
+    from alignlab.gym.interfaces import WorldMismatch, gold_reward, gym_prompts
+    from alignlab.gym.judge import judge
+    from alignlab.gym.world import build_world
+
+    other = gym_prompts(per_family=1, world_seed=3)
+    assert {r.meta["world_seed"] for r in other} == {3}
+    fact = next(r for r in other if r.meta["family"] == "fact" and r.meta["lang"] == "en")
+    answer = fact.meta["gym_meta"]["answer"]
+    request = next(q for q in build_world(3).requests("train", 1, seed=7) if q.id == fact.id)
+    right = f"The {fact.meta['gym_meta']['attribute']} of {fact.meta['gym_meta']['country']} is {answer}."
+    assert gold_reward()([fact.prompt], [right], [fact.meta])[0] == judge(build_world(3), request, right).reward
+    zero = gym_prompts(per_family=1, world_seed=0)[0]
+    with pytest.raises(WorldMismatch, match="world_seed 0 and world_seed 3"):
+        gold_reward()([fact.prompt, zero.prompt], ["a", "b"], [fact.meta, zero.meta])
+    with pytest.raises(WorldMismatch, match="world_seed 0 and world_seed 3"):
+        gold_reward(world_seed=0)([fact.prompt], ["a"], [fact.meta])
 
 
 def test_online_loop_and_gold_reward_on_a_gym_preference_file(tiny_lm, tiny_rm, tmp_path):
-    """PPO on the prompts of a gym preference file logs the gold reward and can run the online loop on them; on a
-    file without the gym's facts (people's labels) the online loop is refused with a message that says why."""
+    """PPO on the prompts of a gym preference file logs the gold reward and can run the online loop with the gym's
+    simulated annotators; on a file without the gym's facts (people's labels) those annotators are refused before
+    the run starts, with a message that says why."""
     from alignlab.config import ConfigError
     from alignlab.data.io import write_jsonl
+    from alignlab.gym.interfaces import request_columns
     from alignlab.gym.world import build_world
 
     requests = build_world(0).requests("train", 1)
-    records = [{"prompt": r.messages, "chosen": "I can't help with that.", "rejected": "Sure.", "request_id": r.id,
-                "family": r.family, "lang": r.lang, "gym_meta": r.meta} for r in requests]
+    records = [{"prompt": r.messages, "chosen": "I can't help with that.", "rejected": "Sure.",
+                **request_columns(r, 0)} for r in requests]
     gym_file = write_jsonl(tmp_path / "gym.jsonl", records)
-    ppo.train(config(tiny_lm, tiny_rm, tmp_path / "run", "data.source=preferences", f"data.files=[{gym_file}]",
+    ppo.train(config(tiny_lm, tiny_rm, tmp_path / "run", "data.source=files", f"data.files=[{gym_file}]",
                      "online.every=2", "online.prompts=4", "online.rm_steps=2"))
     log = metrics(tmp_path / "run")
     assert all("gold_reward" in row for row in log) and "online_comparisons" in log[1]
     plain = write_jsonl(tmp_path / "people.jsonl", [{k: v for k, v in r.items() if k != "gym_meta"} for r in records])
-    with pytest.raises(ConfigError, match="needs gym requests"):
-        ppo.train(config(tiny_lm, tiny_rm, tmp_path / "run2", "data.source=preferences", f"data.files=[{plain}]",
-                         "online.every=2"))
+    with pytest.raises(ConfigError, match="online.annotator='gym'.*not a gym request"):
+        ppo.train(config(tiny_lm, tiny_rm, tmp_path / "run2", "data.source=files", f"data.files=[{plain}]",
+                         "online.every=2", "log_rewards=[]"))
 
 
 def test_gold_reward_scores_rollouts_with_the_gym_judge(tiny_lm, tiny_rm, tmp_path):
-    """reward=gold: the rollouts' scores are gold_scale·(gold reward − ½), the judge's verdicts; refused without
-    gym requests."""
+    """reward=gold: the rollouts' scores are scale·(gold reward − ½), the judge's verdicts; refused, before any
+    model loads, on prompts that are not gym requests."""
     from alignlab.config import ConfigError
     from alignlab.data.io import write_jsonl
 
-    ppo.train(config(tiny_lm, tiny_rm, tmp_path / "run", "reward=gold", "gold_scale=2", "iterations=2"))
+    ppo.train(config(tiny_lm, tiny_rm, tmp_path / "run", "reward=gold", "reward_scale=2", "reward_shift=0.5",
+                     "iterations=2"))
     for row in metrics(tmp_path / "run"):
         assert row["rm_score"] == pytest.approx(2 * (row["gold_reward"] - 0.5), abs=1e-5)
     people = write_jsonl(tmp_path / "people.jsonl", [{"prompt": p, "chosen": "a", "rejected": "b"} for p in PROMPTS])
-    with pytest.raises(ConfigError, match="reward=gold"):
-        ppo.train(config(tiny_lm, tiny_rm, tmp_path / "run2", "reward=gold", "data.source=preferences",
-                         f"data.files=[{people}]"))
+    with pytest.raises(ConfigError, match="reward function 'gold' cannot score.*not a gym request"):
+        ppo.train(config(tiny_lm, tiny_rm, tmp_path / "run2", "reward=gold", "data.source=files",
+                         f"data.files=[{people}]", "log_rewards=[]"))
 
 
 @pytest.mark.parametrize("ties", [True, False])

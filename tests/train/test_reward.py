@@ -166,9 +166,9 @@ def test_gold_agreement_is_1_for_the_gold_judge_and_0_for_its_negation(tiny_lm, 
         def raw_scores(self, prompts, responses):
             return torch.tensor([self.sign * judge(world, by_text[json.dumps(p)], r).reward
                                  for p, r in zip(prompts, responses)])
-    cfg = load_config(RMConfig, TINY, [f"model.path={tiny_lm}", "data.train_files=[x.jsonl]", "gold.per_family=2",
-                                       "gold.samples=3", "gold.max_new_tokens=4", "gold.split=train",
-                                       "run.seed=5"])
+    cfg = load_config(RMConfig, TINY, [f"model.path={tiny_lm}", "data.train_files=[x.jsonl]", "gold.samples=3",
+                                       "gold.prompts.options={split: train, per_family: 2, request_seed: 1001}",
+                                       "gold.max_new_tokens=4", "run.seed=5"])
     run = type("R", (), {"device": torch.device("cpu"), "note": staticmethod(lambda message: None)})()
     gold = Gold()
     assert reward.gold_agreement(gold, cfg, run) == 1.0

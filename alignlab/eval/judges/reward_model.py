@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from alignlab.sampling import Prompt
+from alignlab.data.records import Prompt
 
 
 class RewardModelJudge:

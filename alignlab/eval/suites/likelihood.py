@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from alignlab.data.chat import encode_prompt
+from alignlab.data.records import Prompt
 from alignlab.ops import shifted_token_logps
-from alignlab.sampling import Prompt, encode_prompt
 
 
 @torch.no_grad()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from alignlab.data.records import Prompt
 from alignlab.eval.settings import EvalSettings
-from alignlab.sampling import Prompt, generate
+from alignlab.sampling import generate
 
 
 def sample_responses(model, tokenizer, prompts: list[Prompt], settings: EvalSettings) -> dict[str, list[list[str]]]:
