@@ -1,26 +1,36 @@
-"""The entry point every `alignlab COMMAND CONFIG [k=v ...]` with a config shares: usage on -h, the config loaded
-strictly, and a user's error printed as one line with an exit status instead of a traceback."""
+"""The entry point every `alignlab COMMAND CONFIG [k=v ...]` with a config shares: usage and every config key on -h
+(type, default, docstring), `--print-config` for the resolved config, the config loaded strictly, and a user's error
+printed as one line with an exit status instead of a traceback."""
 
 from __future__ import annotations
 
 import sys
 
-from alignlab.config import ConfigError, load_config
+import yaml
+
+from alignlab.config import ConfigError, config_help, dump_config, load_config
 from alignlab.data.chat import TemplateError
 from alignlab.data.io import DataError
 from alignlab.rewards import RewardError
 
 
 def run_cli(command: str, config_cls: type, run, usage: str, argv: list[str], defaults_ok: bool = False) -> int:
-    """The `alignlab COMMAND CONFIG [k=v ...]` entry point every command with a config shares: usage on -h, the
-    config loaded strictly, `run(cfg)`'s result printed, and a user error (config, data, chat template, reward
-    function) printed as one line with exit status 2 (1 when people in the loop did not answer in time)."""
+    """Usage and every key on -h; `--print-config`: the resolved config as YAML, nothing run; else `run(cfg)`'s
+    result printed, and a user error (config, data, chat template, reward function) printed as one line with exit
+    status 2 (1 when people in the loop did not answer in time). CONFIG may be left out when key=value pairs give
+    every required key (or `defaults_ok`)."""
     if (not argv and not defaults_ok) or (argv and argv[0] in {"-h", "--help"}):
-        print(usage)
+        print(usage + config_help(config_cls))
         return 0 if argv else 2
+    print_only = "--print-config" in argv
+    argv = [a for a in argv if a != "--print-config"]
     try:
         path, overrides = (None, argv) if not argv or "=" in argv[0] else (argv[0], argv[1:])   # CONFIG optional
-        print(run(load_config(config_cls, path, overrides)))
+        cfg = load_config(config_cls, path, overrides)
+        if print_only:                     # the resolved config, as a run would record it in config.yaml
+            print(yaml.safe_dump(dump_config(cfg), sort_keys=False), end="")
+            return 0
+        print(run(cfg))
     except (ConfigError, DataError, TemplateError, RewardError) as e:
         print(f"alignlab {command}: {e}", file=sys.stderr)
         return 2

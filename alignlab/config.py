@@ -244,3 +244,54 @@ def _convert(hint: Any, value: Any, dotted: str, where: str, origin: dict[str, s
             raise fail("a string")
         return str(value)   # `out_dir: 2024` is a name, not a number
     raise AssertionError(f"config field '{dotted}' has a type the loader does not know: {hint}")
+
+
+# Describing a config (`alignlab COMMAND --help`)
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of a dataclass (the string literal that follows its annotation)."""
+    import ast
+    import inspect
+    import textwrap
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):
+        return {}
+    body = tree.body[0].body
+    docs = {}
+    for node, after in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr) \
+                and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str):
+            docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def describe_config(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """(dotted key, type, default, docstring) of every leaf key of a config dataclass, sections expanded."""
+    hints, docs, rows = typing.get_type_hints(cls), field_docs(cls), []
+    for f in dataclasses.fields(cls):
+        if f.name.startswith("_"):
+            continue
+        hint, key = hints[f.name], prefix + f.name
+        if dataclasses.is_dataclass(hint):
+            rows += describe_config(hint, key + ".")
+            continue
+        if f.default is not dataclasses.MISSING:
+            default = repr(f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            default = repr(f.default_factory())
+        else:
+            default = "(required)"
+        kind = getattr(hint, "__name__", None) if not typing.get_args(hint) else None
+        rows.append((key, kind or str(hint).replace("typing.", ""), default, docs.get(f.name, "")))
+    return rows
+
+
+def config_help(cls: type) -> str:
+    lines = ["", "", "keys (YAML or key=value; sections as a.b=value; --print-config prints the resolved config):"]
+    for key, kind, default, doc in describe_config(cls):
+        lines.append(f"  {key}: {kind} = {default}")
+        if doc:
+            lines.append(f"      {doc}")
+    return "\n".join(lines)

@@ -63,6 +63,8 @@ class PipelineConfig:
     """Evaluation suite applied to every model."""
     eval: EvalSettings = field(default_factory=EvalSettings)
     stages: list[StageConfig] = field(default_factory=list)
+    """The stages, in order: each a mapping of StageConfig's keys (name, kind, config, overrides, model, data,
+    reference, evaluate)."""
     force: bool = False
     """Re-run every stage even when its fingerprint is unchanged."""
     seeds: list[int] = field(default_factory=list)
