@@ -4,7 +4,9 @@ printed as one line with an exit status instead of a traceback."""
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 import yaml
 
@@ -22,6 +24,17 @@ def run_cli(command: str, config_cls: type, run, usage: str, argv: list[str], de
     if (not argv and not defaults_ok) or (argv and argv[0] in {"-h", "--help"}):
         print(usage + config_help(config_cls))
         return 0 if argv else 2
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if on_main_thread else None   # a scheduler's SIGTERM = Ctrl-C
+    try:
+        return _run(command, config_cls, run, argv)
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(command: str, config_cls: type, run, argv: list[str]) -> int:
+    cfg = None
     print_only = "--print-config" in argv
     argv = [a for a in argv if a != "--print-config"]
     try:
@@ -37,4 +50,13 @@ def run_cli(command: str, config_cls: type, run, usage: str, argv: list[str], de
     except TimeoutError as e:          # people in the loop did not answer (online.annotator: platform)
         print(f"alignlab {command}: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:          # Ctrl-C or SIGTERM
+        run_cfg = getattr(cfg, "run", None)
+        hint = (f"; the newest checkpoint in {run_cfg.out_dir}/checkpoints (if any) continues with the same command "
+                "and run.resume=true") if run_cfg is not None and hasattr(run_cfg, "resume") else ""
+        print(f"alignlab {command}: interrupted{hint}", file=sys.stderr)
+        return 130
     return 0
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")

@@ -23,6 +23,10 @@ def choose_device(name: str = "auto") -> torch.device:
     """The one place a device is chosen: "auto" is the GPU where there is one, else the CPU."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        from alignlab.config import ConfigError
+        raise ConfigError(f"run.device={name}, but this machine (or this PyTorch build, {torch.__version__}) has no "
+                          "CUDA GPU; use run.device=auto or run.device=cpu")
     return torch.device(name)
 
 

@@ -174,8 +174,9 @@ def load_reward_model(path: str | Path, dtype: str = "float32") -> RewardModel:
     """A reward model saved by ``save_reward_model`` (normalisation statistics included), in eval mode."""
     path = Path(path)
     if not (path / META_FILE).is_file():
-        raise FileNotFoundError(f"{path} is not a reward model directory (no {META_FILE}); train one with "
-                                "`alignlab rm CONFIG` and pass its out_dir/model")
+        from alignlab.config import ConfigError
+        raise ConfigError(f"{path} is not a reward model directory (no {META_FILE}); train one with "
+                          "`alignlab rm CONFIG` and pass its out_dir/model")
     meta = json.loads((path / META_FILE).read_text())
     tokenizer = load_tokenizer(str(path))
     if meta["pooling"] == "classifier":

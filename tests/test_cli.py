@@ -58,3 +58,46 @@ def _flat(tree, prefix=""):
         else:
             import json
             yield prefix + key, json.dumps(value)
+
+
+def test_interrupt_and_sigterm_end_with_the_resume_hint(capsys, tmp_path):
+    import os
+    import signal
+    import threading
+    import time
+
+    from alignlab.command import run_cli
+    from alignlab.train.sft import SFTConfig
+
+    def interrupted(cfg):
+        raise KeyboardInterrupt
+    args = ["configs/tiny/sft.yaml", f"run.out_dir={tmp_path}"]
+    assert run_cli("sft", SFTConfig, interrupted, "usage", args) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == f"alignlab sft: interrupted; the newest checkpoint in {tmp_path}/checkpoints (if any) continues " \
+                  "with the same command and run.resume=true"
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers can only be set on the main thread")
+    before = signal.getsignal(signal.SIGTERM)
+
+    def terminated(cfg):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        return "not reached"
+    assert run_cli("sft", SFTConfig, terminated, "usage", args) == 130
+    assert "interrupted" in capsys.readouterr().err and signal.getsignal(signal.SIGTERM) == before
+
+
+@pytest.mark.parametrize("command,bad,message", [
+    ("ppo", "reward_model.path={tmp}", "is not a reward model directory"),
+    ("sft", "run.device=cuda", "has no CUDA GPU"),
+])
+def test_bad_inputs_are_one_line_and_exit_2(command, bad, message, capsys, tmp_path):
+    import torch
+    if "cuda" in bad and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    argv = [command, f"configs/tiny/{command}.yaml", "model.path=alignlab/gym/assets/base",
+            f"run.out_dir={tmp_path / 'run'}", bad.format(tmp=tmp_path)]
+    assert main(argv) == 2
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("Loading weights")]
+    assert len(err) == 1 and err[0].startswith(f"alignlab {command}: ") and message in err[0]

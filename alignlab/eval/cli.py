@@ -86,9 +86,16 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, EvalSettings]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from alignlab.config import ConfigError
+    from alignlab.data.chat import TemplateError
+    from alignlab.data.io import DataError
     args, settings = parse_args(sys.argv[1:] if argv is None else argv)
-    model, tokenizer = load_model(args.model)
-    results = run_suites(model, tokenizer, args.suite, settings)
+    try:
+        model, tokenizer = load_model(args.model)
+        results = run_suites(model, tokenizer, args.suite, settings)
+    except (ConfigError, DataError, TemplateError, ValueError, OSError) as e:
+        print(f"alignlab eval: {e}", file=sys.stderr)
+        return 2
     for name, result in results.items():
         print(f"{name}: " + json.dumps({k: v for k, v in result.metrics.items() if not isinstance(v, dict)}))
     if args.out:

@@ -41,7 +41,8 @@ from alignlab.losses.ppo import entropy_from_logits, policy_loss, value_loss
 from alignlab.losses.sft import sft_loss
 from alignlab.models import forward_logps, load_causal_lm, load_tokenizer
 from alignlab.ops import gae, masked_whiten
-from alignlab.reward_model import RewardModel, critic_from, load_reward_model, pad_right, save_reward_model
+from alignlab.reward_model import (META_FILE, RewardModel, critic_from, load_reward_model, pad_right,
+                                   save_reward_model)
 from alignlab.rewards import (RewardFunction, call_reward, check_reward_functions, load_reward_function,
                               reward_metric_key, reward_model_reward, self_play_reward)
 from alignlab.rollout import Rollout, collect_rollout, critic_values, response_forward
@@ -370,6 +371,9 @@ def check(cfg: PPOConfig) -> None:
                                          and cfg.critic_init == "reward_model"),
                                         ("online.every > 0 (it trains the reward model)", cfg.online.every > 0)]
                 if needed]
+    if cfg.reward_model.path is not None and not (Path(cfg.reward_model.path) / META_FILE).is_file():
+        raise ConfigError(f"reward_model.path={cfg.reward_model.path} is not a reward model directory (no "
+                          f"{META_FILE}); train one with `alignlab rm CONFIG` and pass its out_dir/model")
     if needs_rm and cfg.reward_model.path is None:
         raise ConfigError(f"reward_model.path is not set, and {', '.join(needs_rm)} needs a reward model: give one "
                           "written by `alignlab rm`" + (", or set critic_init=policy" if "critic_init" in needs_rm[0]
