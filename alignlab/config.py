@@ -38,6 +38,10 @@ class LoraConfig:
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
     """Names of the linear modules that get adapters (as in peft; Llama/Qwen/Mistral attention names by default)."""
 
+    def problems(self) -> list[tuple[str, str]]:
+        return at_least(self, r=1) + positive(self, "alpha") + ([("dropout", "must be in [0, 1)")]
+                                                               if not 0 <= self.dropout < 1 else [])
+
 
 @dataclass
 class ModelConfig:
@@ -73,6 +77,10 @@ class OptimConfig:
     lr_schedule: Literal["constant", "cosine", "linear"] = "cosine"
     """Shape of the learning rate after warmup: constant, cosine to 0, or linear to 0 at the last step."""
 
+    def problems(self) -> list[tuple[str, str]]:
+        return (positive(self, "lr") + at_least(self, batch_size=1, grad_accum=1, epochs=1, max_steps=0,
+                                                warmup_steps=0, weight_decay=0, max_grad_norm=0))
+
 
 @dataclass
 class RunConfig:
@@ -94,6 +102,18 @@ class RunConfig:
     """Show a progress bar on stderr."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where to train: auto = the GPU when there is one. Bit-identical resume is promised on CPU."""
+
+    def problems(self) -> list[tuple[str, str]]:
+        return at_least(self, log_every=1, save_every=0, keep_checkpoints=0)
+
+
+def at_least(cfg, **minimums) -> list[tuple[str, str]]:
+    """Range rules for config classes' `problems()`: each named field ≥ its minimum."""
+    return [(name, f"must be ≥ {low}") for name, low in minimums.items() if getattr(cfg, name) < low]
+
+
+def positive(cfg, *names: str) -> list[tuple[str, str]]:
+    return [(name, "must be > 0") for name in names if not getattr(cfg, name) > 0]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -191,7 +211,11 @@ def _build(cls: type, raw: Any, prefix: str, where: str, origin: dict[str, str])
             values[name] = _build(hints[name], {}, dotted + ".", where, origin)   # reports its own missing keys
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"missing required key '{dotted}' in {where}; add it to the file or pass {dotted}=...")
-    return cls(**values)
+    built = cls(**values)
+    for name, message in built.problems() if hasattr(built, "problems") else []:
+        dotted = prefix + name
+        raise ConfigError(f"'{dotted}' in {_source(dotted, where, origin)} {message}, got {getattr(built, name)!r}")
+    return built
 
 
 def _merged(base: dict, update: dict) -> dict:

@@ -195,3 +195,16 @@ def test_every_config_field_has_a_docstring():
                     nxt = body[i + 1] if i + 1 < len(body) else None
                     assert isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant), \
                         f"{module.__name__}.{node.name}.{stmt.target.id} has no docstring"
+
+
+@pytest.mark.parametrize("cls,path,override,key", [
+    (DPOConfig, "configs/dpo/gym.yaml", "beta=-1", "beta"),
+    (DPOConfig, "configs/dpo/gym.yaml", "optim.max_steps=-5", "optim.max_steps"),
+    (DPOConfig, "configs/dpo/gym.yaml", "loss=dpoo", "loss"),
+    (SFTConfig, "configs/sft/gym.yaml", "optim.lr=0", "optim.lr"),
+    (PPOConfig, "configs/ppo/gym.yaml", "kl.target=0", "kl.target"),
+    (PPOConfig, "configs/ppo/gym.yaml", "model.lora.dropout=1.5", "model.lora.dropout"),
+])
+def test_values_out_of_range_are_refused_naming_the_key_and_where(cls, path, override, key):
+    with pytest.raises(ConfigError, match=rf"^'{key}' in override '{override}' must be"):
+        load_config(cls, path, [override])

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from alignlab.command import run_cli
-from alignlab.config import ConfigError, LoraConfig, ModelConfig, OptimConfig, RunConfig
+from alignlab.config import ConfigError, LoraConfig, ModelConfig, OptimConfig, RunConfig, at_least, positive
 from alignlab.data.batching import collate, micro_batches, step_batches
 from alignlab.data.chat import Encoded, encode_completion
 from alignlab.data.io import DataError, read_feedback, read_preferences
@@ -89,6 +89,11 @@ class DPOConfig:
     ref_cache: bool = True
     """Compute the reference log-probs once before training and cache them in out_dir/ref_logps.pt; false =
     compute them every step (full fine-tuning then holds a frozen copy of the model)."""
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = [] if self.loss in LOSSES else [("loss", f"must be one of {', '.join(LOSSES)}")]
+        out += positive(self, "beta", "lambda_d", "lambda_u") + at_least(self, delta=0, lam=0, rpo_alpha=0)
+        return out + ([("label_smoothing", "must be in [0, 0.5)")] if not 0 <= self.label_smoothing < 0.5 else [])
 
     @property
     def spec(self):

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from alignlab.advantages import ADVANTAGES
 from alignlab.annotators import load_annotators
 from alignlab.command import run_cli
-from alignlab.config import ConfigError, ModelConfig, OptimConfig, RunConfig
+from alignlab.config import ConfigError, ModelConfig, OptimConfig, RunConfig, at_least, positive
 from alignlab.data.batching import step_batches
 from alignlab.data.io import read_preferences, read_texts, to_json, write_jsonl
 from alignlab.data.prompts import PromptSourceConfig, load_prompts
@@ -67,6 +67,9 @@ class KLConfig:
     """Target KL(π‖ρ) per response in nats (adaptive only)."""
     horizon: float = 10000.0
     """Controller horizon in episodes (adaptive only; Ziegler uses 10 000)."""
+
+    def problems(self) -> list[tuple[str, str]]:
+        return at_least(self, beta=0) + positive(self, "target", "horizon")
 
 
 @dataclass
@@ -182,6 +185,11 @@ class PPOConfig:
     """Optimizer of policy and critic (lr, schedule, max_grad_norm; batch sizes are set above)."""
     run: RunConfig = field(default_factory=RunConfig)
     """Output directory, logging, checkpoints (save_every counts iterations)."""
+
+    def problems(self) -> list[tuple[str, str]]:
+        return (at_least(self, iterations=1, prompts_per_iteration=1, samples_per_prompt=1, max_new_tokens=1,
+                         ppo_epochs=1, minibatch_size=1, micro_batch_size=1, missing_eos_penalty=0, vf_coef=0)
+                + positive(self, "clip_eps", "value_clip_eps", "gamma", "lam"))
 
 
 # -- rewards, pretraining text ------------------------------------------------------------------------------
