@@ -35,8 +35,10 @@ class LoraConfig:
     """LoRA scaling numerator: the adapter output is multiplied by alpha / r."""
     dropout: float = 0.0
     """Dropout probability on the adapter input (0 keeps training deterministic)."""
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-    """Names of the linear modules that get adapters (as in peft; Llama/Qwen/Mistral attention names by default)."""
+    target_modules: list[str] = field(default_factory=list)
+    """Names of the linear modules that get adapters (as in peft), or [all-linear] (every linear layer but the
+    output head); empty = the architecture's attention projections (Llama/Mistral/Qwen2: q/k/v/o_proj, GPT-2:
+    c_attn/c_proj, others: all-linear)."""
 
     def problems(self) -> list[tuple[str, str]]:
         return at_least(self, r=1) + positive(self, "alpha") + ([("dropout", "must be in [0, 1)")]

@@ -30,9 +30,47 @@ def choose_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def model_dir(path: str | Path) -> str:
+    """Where to load a model from: a directory, a hub id, or any output of an alignlab run — a LoRA run's model/
+    (its adapter and merged/) gives merged/. A local-looking path that does not exist is an error that says so,
+    not a failed download."""
+    path = str(path)
+    local = Path(path).expanduser()
+    if local.is_dir():
+        merged = local / "merged"
+        return str(merged) if (local / "adapter_config.json").is_file() and merged.is_dir() else str(local)
+    parts = path.split("/")
+    looks_local = path.startswith((".", "/", "~")) or len(parts) > 2 or (len(parts) == 2 and Path(parts[0]).is_dir())
+    if looks_local or local.suffix in (".json", ".safetensors", ".bin"):
+        from alignlab.config import ConfigError
+        raise ConfigError(f"model path {path} does not exist (no such directory here, {Path.cwd()}); check the path "
+                          "(a Hugging Face hub id looks like owner/name)")
+    return path
+
+
+ATTENTION_PROJECTIONS = {"llama": ["q_proj", "k_proj", "v_proj", "o_proj"], "mistral": ["q_proj", "k_proj", "v_proj",
+                         "o_proj"], "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj"], "gpt2": ["c_attn", "c_proj"]}
+
+
+def lora_targets(names: list[str], model) -> list[str] | str:
+    """peft's target_modules: the names given, "all-linear", or the architecture's attention projections; names
+    that match no module of the model are an error naming the modules it has."""
+    if names == ["all-linear"] or (not names and model.config.model_type not in ATTENTION_PROJECTIONS):
+        return "all-linear"
+    names = names or ATTENTION_PROJECTIONS[model.config.model_type]
+    linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
+                     if isinstance(m, torch.nn.Linear) or type(m).__name__ == "Conv1D"})
+    missing = [n for n in names if n not in linear]
+    if missing:
+        from alignlab.config import ConfigError
+        raise ConfigError(f"model.lora.target_modules {missing} name no linear layer of this "
+                          f"{model.config.model_type} model (its layers: {', '.join(linear)}); or use [all-linear]")
+    return names
+
+
 def load_tokenizer(path: str):
     """The tokenizer saved with the model (its chat template is the single source of truth)."""
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir(path))
     if tokenizer.pad_token is None:
         # Many base tokenizers (Llama, Mistral) have no pad token. Padded positions are masked out of attention
         # and loss, so any id works; the EOS is the usual choice and adds no embedding row.
@@ -42,7 +80,8 @@ def load_tokenizer(path: str):
 
 def load_causal_lm(cfg: ModelConfig) -> PreTrainedModel | PeftModel:
     """AutoModelForCausalLM from a local path or hub name, in cfg.dtype, with dropout off and optional LoRA."""
-    config = AutoConfig.from_pretrained(cfg.path)
+    path = model_dir(cfg.path)
+    config = AutoConfig.from_pretrained(path)
     if not cfg.keep_dropout:
         # Dropout off: with it, the policy and a frozen reference differ at step 0 (DPO's loss is no longer log 2,
         # PPO's ratio is no longer 1), losses are noisy and runs are not reproducible. TRL disables it too.
@@ -50,10 +89,10 @@ def load_causal_lm(cfg: ModelConfig) -> PreTrainedModel | PeftModel:
         for key, value in config.to_dict().items():
             if isinstance(value, float) and ("dropout" in key or key.endswith("_pdrop")):
                 setattr(config, key, 0.0)
-    model = AutoModelForCausalLM.from_pretrained(cfg.path, config=config, dtype=DTYPES[cfg.dtype])
+    model = AutoModelForCausalLM.from_pretrained(path, config=config, dtype=DTYPES[cfg.dtype])
     if cfg.lora.enabled:
         lora = PeftLoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                              target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
+                              target_modules=lora_targets(cfg.lora.target_modules, model), task_type="CAUSAL_LM")
         model = get_peft_model(model, lora)
     return model
 

@@ -25,7 +25,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 
 from alignlab.data.chat import encode_prompt, encode_response
 from alignlab.data.records import Prompt
-from alignlab.models import DTYPES, load_tokenizer
+from alignlab.models import DTYPES, load_tokenizer, model_dir
 
 Pooling = Literal["last", "mean", "classifier"]
 META_FILE = "reward_model.json"
@@ -125,6 +125,7 @@ def new_reward_model(path: str, pooling: Pooling, max_length: int, dtype: str = 
     """A reward model on the pretrained model at `path` with a freshly initialised head (dropout off).
 
     The head is N(0, 1/(H+1)) as in Stiennon et al. 2020, so initial rewards have about unit scale."""
+    path = model_dir(path)
     config = AutoConfig.from_pretrained(path)
     for key, value in config.to_dict().items():   # dropout off: deterministic rewards and resumable runs
         if isinstance(value, float) and ("dropout" in key or key.endswith("_pdrop")):
