@@ -68,6 +68,17 @@ def lora_targets(names: list[str], model) -> list[str] | str:
     return names
 
 
+def check_max_length(path: str, max_length: int, key: str) -> None:
+    """A sequence length the model cannot take (longer than its position table) is a config error, not an
+    IndexError mid-run or positions silently past what the model was trained on."""
+    config = AutoConfig.from_pretrained(model_dir(path))
+    positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if positions is not None and max_length > positions:
+        from alignlab.config import ConfigError
+        raise ConfigError(f"{key}={max_length} is longer than the {positions} positions of {path} "
+                          f"({config.model_type}); set {key} ≤ {positions}")
+
+
 def load_tokenizer(path: str):
     """The tokenizer saved with the model (its chat template is the single source of truth)."""
     tokenizer = AutoTokenizer.from_pretrained(model_dir(path))

@@ -91,6 +91,10 @@ def test_interrupt_and_sigterm_end_with_the_resume_hint(capsys, tmp_path):
 @pytest.mark.parametrize("command,bad,message", [
     ("ppo", "reward_model.path={tmp}", "is not a reward model directory"),
     ("sft", "run.device=cuda", "has no CUDA GPU"),
+    ("sft", "data.max_length=4096", "data.max_length=4096 is longer than the 128 positions"),
+    ("dpo", "data.max_length=4096", "data.max_length=4096 is longer than the 128 positions"),
+    ("rm", "model.max_length=4096", "model.max_length=4096 is longer than the 128 positions"),
+    ("dpo", "beta=-1", "'beta' in override 'beta=-1' must be > 0"),
 ])
 def test_bad_inputs_are_one_line_and_exit_2(command, bad, message, capsys, tmp_path):
     import torch

@@ -35,7 +35,7 @@ from alignlab.data.batching import collate, micro_batches, step_batches
 from alignlab.data.chat import Encoded, encode_completion
 from alignlab.data.io import DataError, read_feedback, read_preferences
 from alignlab.losses.preference import LOSSES, kto_reference_point
-from alignlab.models import disabled_adapter, load_causal_lm, load_tokenizer, sequence_logps
+from alignlab.models import check_max_length, disabled_adapter, load_causal_lm, load_tokenizer, sequence_logps
 from alignlab.train.run import Run, count_steps, make_optimizer, optimizer_step, setup_run
 
 
@@ -293,6 +293,7 @@ def step_metrics(collected: dict[str, list[Tensor]]) -> dict[str, Tensor]:
 
 def train(cfg: DPOConfig) -> Path:
     """Train cfg.model on cfg.data with cfg.loss; returns out_dir/model (Hugging Face format; LoRA: + merged/)."""
+    check_max_length(cfg.model.path, cfg.data.max_length, "data.max_length")
     run = setup_run(cfg.run, cfg)
     started = time.perf_counter()
     tokenizer = load_tokenizer(cfg.model.path)

@@ -29,8 +29,9 @@ from alignlab.data.batching import micro_batches, step_batches
 from alignlab.data.io import read_preferences, read_rankings
 from alignlab.data.prompts import PromptSourceConfig, load_prompts
 from alignlab.data.records import Prompt, PromptRecord, Ranking
-from alignlab.rewards import call_reward, load_reward_function
+from alignlab.models import check_max_length
 from alignlab.reward_model import Pooling, RewardModel, new_reward_model, save_reward_model
+from alignlab.rewards import call_reward, load_reward_function
 from alignlab.train.comparisons import accumulate_gradients, as_ranking, comparison_loss, encode_records
 from alignlab.train.run import Run, count_steps, make_optimizer, optimizer_step, setup_run
 
@@ -206,6 +207,7 @@ def shorter_wins_accuracy(records: list[Ranking]) -> float:
 
 def train(cfg: RMConfig) -> Path:
     """Train the reward model, normalise it, measure it; returns out_dir/model (see load_reward_model)."""
+    check_max_length(cfg.model.path, cfg.model.max_length, "model.max_length")
     run = setup_run(cfg.run, cfg)
     clock = time.perf_counter()
     model = new_reward_model(cfg.model.path, cfg.model.pooling, cfg.model.max_length, cfg.model.dtype,

@@ -17,7 +17,7 @@ from alignlab.data.batching import collate, micro_batches, step_batches
 from alignlab.data.chat import Encoded, encode_sft
 from alignlab.data.io import read_sft
 from alignlab.losses.sft import sft_loss
-from alignlab.models import load_causal_lm, load_tokenizer, masked_logps
+from alignlab.models import check_max_length, load_causal_lm, load_tokenizer, masked_logps
 from alignlab.train.run import Run, count_steps, make_optimizer, optimizer_step, setup_run
 
 
@@ -64,6 +64,7 @@ def load_examples(cfg: SFTDataConfig, tokenizer, run: Run) -> list[Encoded]:
 
 def train(cfg: SFTConfig) -> Path:
     """Fine-tune cfg.model on cfg.data; returns out_dir/model (Hugging Face format)."""
+    check_max_length(cfg.model.path, cfg.data.max_length, "data.max_length")
     run = setup_run(cfg.run, cfg)
     tokenizer = load_tokenizer(cfg.model.path)
     examples = load_examples(cfg.data, tokenizer, run)
