@@ -49,18 +49,39 @@ def encode_response(prompt_ids: list[int], response: str, tokenizer) -> list[int
     return token_ids(response, tokenizer) + [tokenizer.eos_token_id]
 
 
-def encode_completion(prompt: Prompt, response: str, tokenizer, max_length: int) -> Encoded:
-    """prompt ‖ response ‖ EOS with the mask on the response and its EOS, right-truncated to max_length (flagged).
-    The row every pairwise, unpaired and reward loop scores."""
+def encode_completion(prompt: Prompt, response: str, tokenizer, max_length: int,
+                      max_prompt_length: int = 0) -> Encoded:
+    """prompt ‖ response ‖ EOS with the mask on the response and its EOS: the row every pairwise, unpaired and
+    reward loop scores. A row longer than max_length keeps the *end* of its prompt (the turn being answered; a
+    leading BOS is kept) and as much of the response as fits, the prompt getting at most max_prompt_length tokens
+    (0 = half of max_length) when the two do not fit together; a row that fits is left as it is. Cut rows are
+    flagged."""
     prompt_ids = encode_prompt(prompt, tokenizer)
     response_ids = encode_response(prompt_ids, response, tokenizer)
-    return _truncate(prompt_ids + response_ids, [0] * len(prompt_ids) + [1] * len(response_ids), max_length)
+    budget = max_prompt_length or max_length // 2
+    if len(prompt_ids) + len(response_ids) <= max_length and len(prompt_ids) <= (max_prompt_length or max_length):
+        return Encoded(prompt_ids + response_ids, [0] * len(prompt_ids) + [1] * len(response_ids))
+    keep = min(len(prompt_ids), max(budget, max_length - len(response_ids)), max_prompt_length or max_length)
+    prompt_ids = keep_end(prompt_ids, keep, tokenizer.bos_token_id)
+    response_ids = response_ids[:max_length - len(prompt_ids)]
+    return Encoded(prompt_ids + response_ids, [0] * len(prompt_ids) + [1] * len(response_ids), truncated=True)
 
 
-def encode_sft(example: SFTExample, tokenizer, max_length: int) -> Encoded:
-    """Token ids and completion mask of one SFT example, right-truncated to max_length (flagged, never dropped)."""
+def keep_end(ids: list[int], n: int, bos_token_id: int | None) -> list[int]:
+    """The last n tokens of a prompt; a BOS it starts with stays first."""
+    if len(ids) <= n:
+        return ids
+    if n > 1 and bos_token_id is not None and ids and ids[0] == bos_token_id:
+        return ids[:1] + ids[len(ids) - n + 1:]
+    return ids[len(ids) - n:] if n > 0 else []
+
+
+def encode_sft(example: SFTExample, tokenizer, max_length: int, max_prompt_length: int = 0) -> Encoded:
+    """Token ids and completion mask of one SFT example: the text form as `encode_completion` (the end of the
+    prompt kept), a conversation cut on the right to max_length (flagged; a conversation left with no trained
+    token is for the caller to drop)."""
     if example.messages is None:
-        return encode_completion(example.prompt, example.completion, tokenizer, max_length)
+        return encode_completion(example.prompt, example.completion, tokenizer, max_length, max_prompt_length)
     return _truncate(*_encode_conversation(example.messages, tokenizer, example.source), max_length)
 
 

@@ -46,7 +46,11 @@ class PreferenceDataConfig:
     """JSONL files read in this order: preference pairs / K-way rankings (any form alignlab.data.io reads), or,
     with unpaired=true, KTO feedback lines {"prompt", "completion", "label"}."""
     max_length: int = 512
-    """Tokens per sequence (prompt + response); longer ones are cut on the right and counted in the log."""
+    """Tokens per sequence (prompt + response). A longer one keeps the end of its prompt and as much of the
+    response as fits (alignlab.data.chat.encode_completion), counted in the log; a pair left with no response
+    token on either side is dropped (and counted)."""
+    max_prompt_length: int = 0
+    """Prompt tokens kept when prompt and response do not fit together (its end); 0 = half of max_length."""
     unpaired: bool = False
     """The files hold unpaired feedback (KTO only). With pair files, KTO trains on each chosen response as
     desirable and each rejected one as undesirable."""
@@ -134,7 +138,8 @@ def load_data(cfg: DPOConfig, tokenizer, run: Run) -> PreferenceData:
     if data.unpaired and cfg.spec.paired:
         raise ConfigError(f"data.unpaired=true gives unpaired feedback, which only loss=kto trains on "
                           f"(loss={cfg.loss} needs preference pairs); set loss=kto or give pair files")
-    enc = lambda prompt, text: encode_completion(prompt, text, tokenizer, data.max_length)   # noqa: E731
+    def enc(prompt, text):
+        return encode_completion(prompt, text, tokenizer, data.max_length, data.max_prompt_length)
     if cfg.spec.paired:
         pairs = [p for path in data.train_files for p in read_preferences(path)]
         result = PreferenceData([(enc(p.prompt, p.chosen), enc(p.prompt, p.rejected)) for p in pairs])
@@ -152,8 +157,18 @@ def load_data(cfg: DPOConfig, tokenizer, run: Run) -> PreferenceData:
         result = PreferenceData([(enc(prompt, text), enc(prompt, items[(i + 1) % len(items)][1]))
                                  for i, (prompt, text, _) in enumerate(items)], [good for _, _, good in items])
     truncated = sum(a.truncated or b.truncated for a, b in result.rows)
-    run.note(f"{len(result.rows)} {'pairs' if cfg.spec.paired else 'unpaired examples'} from "
-             f"{len(data.train_files)} file(s); {truncated} with a sequence truncated to max_length={data.max_length}")
+    kept = [i for i, (a, b) in enumerate(result.rows) if any(a.completion_mask) and any(b.completion_mask)]
+    if not kept:
+        raise DataError(f"{data.train_files}: no example keeps a response token at data.max_length="
+                        f"{data.max_length}; raise data.max_length or lower data.max_prompt_length")
+    dropped = len(result.rows) - len(kept)
+    if dropped:
+        result = PreferenceData([result.rows[i] for i in kept],
+                                None if result.desirable is None else [result.desirable[i] for i in kept])
+    what = "pairs" if cfg.spec.paired else "unpaired examples"
+    run.note(f"{len(result.rows) + dropped} {what} from {len(data.train_files)} file(s); {truncated} with a sequence "
+             f"truncated to max_length={data.max_length}" + (f"; {dropped} dropped: no response token left"
+                                                               if dropped else ""))
     return result
 
 
@@ -183,7 +198,7 @@ def load_reference(cfg: ModelConfig):
 def _fingerprint(cfg: DPOConfig) -> str:
     """What the cached reference log-probs depend on: the model, the data files' bytes and the tokenisation."""
     digest = hashlib.sha256(json.dumps([cfg.model.path, cfg.model.dtype, cfg.data.max_length, cfg.data.unpaired,
-                                        not cfg.spec.paired]).encode())
+                                        not cfg.spec.paired, cfg.data.max_prompt_length]).encode())
     for path in cfg.data.train_files:
         digest.update(Path(path).read_bytes())
     return digest.hexdigest()

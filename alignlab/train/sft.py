@@ -15,7 +15,7 @@ from alignlab.command import run_cli
 from alignlab.config import ConfigError, ModelConfig, OptimConfig, RunConfig
 from alignlab.data.batching import collate, micro_batches, step_batches
 from alignlab.data.chat import Encoded, encode_sft
-from alignlab.data.io import read_sft
+from alignlab.data.io import DataError, read_sft
 from alignlab.losses.sft import sft_loss
 from alignlab.models import check_max_length, load_causal_lm, load_tokenizer, masked_logps
 from alignlab.train.run import Run, count_steps, make_optimizer, optimizer_step, setup_run
@@ -26,7 +26,11 @@ class SFTDataConfig:
     train_files: list[str]
     """JSONL files (.jsonl or .jsonl.gz) of {"prompt", "completion"} or {"messages"} lines, read in this order."""
     max_length: int = 1024
-    """Tokens per example; longer examples are cut on the right and counted in the log."""
+    """Tokens per example. A longer prompt/completion example keeps the end of its prompt and as much of the
+    completion as fits (alignlab.data.chat.encode_completion); a longer conversation is cut on the right. Cut
+    examples are counted in the log; one left with no trained token is dropped (and counted)."""
+    max_prompt_length: int = 0
+    """Prompt tokens kept when a prompt/completion example does not fit (its end); 0 = half of max_length."""
     mask_prompt: bool = True
     """Train only on completion/assistant tokens (and their EOS); false = on every token."""
     group_by_length: bool = True
@@ -47,19 +51,23 @@ class SFTConfig:
 
 
 def load_examples(cfg: SFTDataConfig, tokenizer, run: Run) -> list[Encoded]:
-    """Read and tokenize every training file; report how many examples were truncated (none is dropped)."""
+    """Read and tokenize every training file; report how many examples were truncated, and drop (and count) those
+    left with no trained token."""
     if not cfg.train_files:
         raise ConfigError("data.train_files is empty; give at least one JSONL file, e.g. data.train_files=[a.jsonl]")
-    encoded = [encode_sft(example, tokenizer, cfg.max_length)
+    encoded = [encode_sft(example, tokenizer, cfg.max_length, cfg.max_prompt_length)
                for path in cfg.train_files for example in read_sft(path)]
     if not cfg.mask_prompt:
         encoded = [Encoded(e.input_ids, [1] * len(e.input_ids), e.truncated) for e in encoded]
     truncated = sum(e.truncated for e in encoded)
-    emptied = sum(not any(e.completion_mask[1:]) for e in encoded)
+    kept = [e for e in encoded if any(e.completion_mask[1:])]        # position 0 is never predicted
+    if not kept:
+        raise DataError(f"{cfg.train_files}: no example keeps a trained token at data.max_length={cfg.max_length} "
+                        "(every completion lies past it); raise data.max_length or shorten the examples")
     run.note(f"{len(encoded)} examples from {len(cfg.train_files)} file(s); {truncated} truncated to "
-             f"max_length={cfg.max_length}" + (f", {emptied} of them with no completion token left "
-                                                "(they add nothing to the loss)" if emptied else ""))
-    return encoded
+             f"max_length={cfg.max_length}" + (f"; {len(encoded) - len(kept)} dropped: no completion token left"
+                                                if len(kept) < len(encoded) else ""))
+    return kept
 
 
 def train(cfg: SFTConfig) -> Path:

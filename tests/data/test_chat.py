@@ -112,8 +112,32 @@ def test_encode_completion_is_the_row_a_preference_loop_scores(which, request):
     assert trained_text(tokenizer, encoded) == f"Dorn.{eos}"
     prompt_ids = encode_prompt(CONVERSATION[:2], tokenizer)
     assert encoded.input_ids[:len(prompt_ids)] == prompt_ids and not any(encoded.completion_mask[:len(prompt_ids)])
+    # one token too long: the response is kept whole, the prompt loses its first token after the BOS
     cut = encode_completion(CONVERSATION[:2], "Dorn.", tokenizer, max_length=len(encoded.input_ids) - 1)
-    assert cut.truncated and cut.input_ids == encoded.input_ids[:-1]
+    assert cut.truncated and trained_text(tokenizer, cut) == f"Dorn.{eos}" and len(cut.input_ids) == len(
+        encoded.input_ids) - 1
+    if tokenizer.bos_token_id is not None and prompt_ids[0] == tokenizer.bos_token_id:
+        assert cut.input_ids == encoded.input_ids[:1] + encoded.input_ids[2:]
+    else:
+        assert cut.input_ids == encoded.input_ids[1:]
+
+
+def test_a_long_prompt_keeps_its_end_and_the_response(gym_tokenizer):
+    """The turn being answered is at the end of the prompt: a row too long keeps it and the response, not the
+    start of a long context (rows cut on the right lost their whole response and trained on nothing)."""
+    context = " ".join(f"word{i}" for i in range(300))
+    prompt = [{"role": "user", "content": context + " What is the capital of Veloria?"}]
+    full = encode_completion(prompt, "Dorn.", gym_tokenizer, max_length=4096)
+    cut = encode_completion(prompt, "Dorn.", gym_tokenizer, max_length=64)
+    assert cut.truncated and len(cut.input_ids) == 64 and trained_text(gym_tokenizer, cut) == "Dorn.<|end|>"
+    assert cut.input_ids[0] == gym_tokenizer.bos_token_id and cut.input_ids[1:] == full.input_ids[-63:]
+    assert "Veloria?" in gym_tokenizer.decode(cut.input_ids)
+    # the prompt's share when prompt and response do not fit together: max_prompt_length, else half
+    long_answer = " ".join(["yes"] * 200)
+    both = encode_completion(prompt, long_answer, gym_tokenizer, max_length=64, max_prompt_length=16)
+    assert len(both.input_ids) == 64 and both.completion_mask.count(0) == 16 and both.completion_mask[-1] == 1
+    half = encode_completion(prompt, long_answer, gym_tokenizer, max_length=64)
+    assert half.completion_mask.count(0) == 32
 
 
 def test_text_form_is_prompt_then_completion_then_eos(gym_tokenizer):
@@ -122,7 +146,7 @@ def test_text_form_is_prompt_then_completion_then_eos(gym_tokenizer):
     assert gym_tokenizer.decode(encoded.input_ids) == "Q: 17 + 25? A: 42<|end|>"
 
 
-def test_truncation_is_flagged_and_cut_on_the_right(gym_tokenizer):
+def test_a_long_conversation_is_flagged_and_cut_on_the_right(gym_tokenizer):
     example = SFTExample(CONVERSATION, None, None, "t:1")
     full = encode_sft(example, gym_tokenizer, max_length=512)
     cut = encode_sft(example, gym_tokenizer, max_length=10)

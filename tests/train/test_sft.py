@@ -159,7 +159,7 @@ def test_run_directory_checkpoints_pruned_and_tensorboard(tiny_lm, tmp_path):
 
 
 def test_mask_prompt_false_trains_on_every_token_and_length_grouping_runs(tiny_lm, tmp_path):
-    common = ("optim.max_steps=2", "optim.batch_size=8", "optim.grad_accum=1", "data.max_length=512")
+    common = ("optim.max_steps=2", "optim.batch_size=8", "optim.grad_accum=1", "data.max_length=256")
     train(tiny_cfg(tiny_lm, tmp_path / "masked", *common))
     train(tiny_cfg(tiny_lm, tmp_path / "all", *common, "data.mask_prompt=false", "data.group_by_length=true"))
     masked, everything = read_metrics(tmp_path / "masked")[0], read_metrics(tmp_path / "all")[0]
@@ -167,7 +167,7 @@ def test_mask_prompt_false_trains_on_every_token_and_length_grouping_runs(tiny_l
     from alignlab.data.chat import encode_sft
     from alignlab.data.io import read_sft
     tokenizer = load_tokenizer(str(tiny_lm))
-    encoded = [encode_sft(e, tokenizer, 512) for e in read_sft(DATA)]
+    encoded = [encode_sft(e, tokenizer, 256) for e in read_sft(DATA)]
     assert everything["tokens"] == sum(len(e.input_ids) - 1 for e in encoded)
     assert masked["tokens"] == sum(sum(e.completion_mask[1:]) for e in encoded) < everything["tokens"]
 
