@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -86,6 +87,13 @@ def load_tokenizer(path: str):
         # Many base tokenizers (Llama, Mistral) have no pad token. Padded positions are masked out of attention
         # and loss, so any id works; the EOS is the usual choice and adds no embedding row.
         tokenizer.pad_token = tokenizer.eos_token
+    from alignlab.data.chat import turn_end_id
+    end = turn_end_id(tokenizer)
+    if end != tokenizer.eos_token_id and not getattr(tokenizer, "_alignlab_told", False):
+        tokenizer._alignlab_told = True
+        print(f"alignlab: the chat template of {path} ends an assistant turn with "
+              f"{tokenizer.convert_ids_to_tokens(end)!r}, not the eos_token {tokenizer.eos_token!r}: every trainer ends "
+              "responses with the former and sampling stops at either", file=sys.stderr)
     return tokenizer
 
 

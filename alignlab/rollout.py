@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields, replace
 import torch
 from torch import Tensor
 
-from alignlab.data.chat import encode_prompt
+from alignlab.data.chat import encode_prompt, stop_token_ids
 from alignlab.data.records import Prompt
 from alignlab.rewards import RewardFunction, call_reward
 from alignlab.sampling import SampleBatch, response_forward, sample_tokens, sequence_inputs
@@ -74,12 +74,12 @@ def collect_rollout(policy, reference, reward: RewardFunction, critic, tokenizer
     encoded = [encode_prompt(p, tokenizer) for p in prompts for _ in range(samples_per_prompt)]
     flat_prompts = [p for p in prompts for _ in range(samples_per_prompt)]
     flat_metas = [m for m in metas for _ in range(samples_per_prompt)]
-    batch = sample_tokens(policy, encoded, max_new_tokens=max_new_tokens, temperature=1.0,
-                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                          generator=generator)
+    stops = stop_token_ids(tokenizer, policy)
+    batch = sample_tokens(policy, encoded, max_new_tokens=max_new_tokens, temperature=1.0, eos_token_id=stops,
+                          pad_token_id=tokenizer.pad_token_id, generator=generator)
     lengths = batch.response_mask.sum(1)                                                 # (B,)
     last = batch.response_ids.gather(1, (lengths - 1).unsqueeze(1)).squeeze(1)          # (B,)
-    ended = last == tokenizer.eos_token_id
+    ended = torch.isin(last, torch.tensor(stops, device=last.device))                   # (B,) the turn ended
     responses = [tokenizer.decode(ids[:n - int(e)], skip_special_tokens=True)
                  for ids, n, e in zip(batch.response_ids.tolist(), lengths.tolist(), ended.tolist())]
     scores = call_reward(reward, reward_name, flat_prompts, responses, flat_metas).to(batch.logps)   # float32

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from transformers.cache_utils import Cache, DynamicLayer
 
-from alignlab.data.chat import encode_prompt
+from alignlab.data.chat import encode_prompt, stop_token_ids
 from alignlab.data.records import Prompt
 from alignlab.ops import token_logps
 from alignlab.sampling_fast import llama_decoder
@@ -60,7 +60,8 @@ def generate(model, tokenizer, prompts: list[Prompt], *, max_new_tokens: int, te
     """`num_samples` decoded responses per prompt, in prompt order; temperature 0 is greedy.
 
     A str prompt is tokenised as raw text; a list of messages is rendered with the tokenizer's chat template and a
-    generation prompt. Each sequence stops at `tokenizer.eos_token_id` (the gym's `<|end|>`), which is not part of
+    generation prompt. Each sequence stops at the end of its turn (`alignlab.data.chat.stop_token_ids`: the
+    template's end-of-turn token, the EOS, the model's generation_config; the gym's `<|end|>`), which is not part of
     the returned text; special tokens are dropped from it. Sequences are sorted by prompt length before batching
     (less padding) and put back in order afterwards.
     Determinism: the same seed, prompts and batch_size give the same samples. A different batch_size gives
@@ -81,6 +82,7 @@ def generate(model, tokenizer, prompts: list[Prompt], *, max_new_tokens: int, te
     if tokenizer.pad_token_id is None:
         raise ValueError("generate: the tokenizer has no pad token; set tokenizer.pad_token before sampling")
     encoded = [encode_prompt(p, tokenizer) for p in prompts]
+    stops = stop_token_ids(tokenizer, model)
     flat = [ids for ids in encoded for _ in range(num_samples)]                    # prompt i → rows i*n .. i*n+n-1
     order = sorted(range(len(flat)), key=lambda i: len(flat[i]))
     generator = torch.Generator(device=model.device).manual_seed(seed)
@@ -88,21 +90,23 @@ def generate(model, tokenizer, prompts: list[Prompt], *, max_new_tokens: int, te
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
         batch = sample_tokens(model, [flat[i] for i in rows], max_new_tokens=max_new_tokens, temperature=temperature,
-                              eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                              eos_token_id=stops, pad_token_id=tokenizer.pad_token_id,
                               generator=generator, top_p=top_p)
         lengths = batch.response_mask.sum(1).tolist()
         for row, ids, n in zip(rows, batch.response_ids.tolist(), lengths):
             ids = ids[:n]
-            if ids and ids[-1] == tokenizer.eos_token_id:
+            if ids and ids[-1] in stops:
                 ids = ids[:-1]
             texts[row] = tokenizer.decode(ids, skip_special_tokens=True)
     return [texts[i * num_samples:(i + 1) * num_samples] for i in range(len(prompts))]
 
 
-def sample_tokens(model, prompt_ids: list[list[int]], *, max_new_tokens: int, temperature: float, eos_token_id: int,
+def sample_tokens(model, prompt_ids: list[list[int]], *, max_new_tokens: int, temperature: float,
+                  eos_token_id: int | list[int],
                   pad_token_id: int, generator: torch.Generator, top_p: float = 1.0,
                   fast: bool = True) -> SampleBatch:
-    """Sample up to `max_new_tokens` per prompt with a KV cache; a row stops at its first `eos_token_id`.
+    """Sample up to `max_new_tokens` per prompt with a KV cache; a row stops at its first `eos_token_id` (one id, or
+    a list of ids any of which ends a turn).
 
     One prefill forward over the left-padded prompts, then one-token decode steps. Finished rows are dropped from
     the batch (and from the cache), so short answers do not pay for long ones.
@@ -122,11 +126,12 @@ def sample_tokens(model, prompt_ids: list[list[int]], *, max_new_tokens: int, te
                                              batch.response_mask, batch.logps)))
 
 
-def _decode(model, prompt_ids: list[list[int]], max_new_tokens: int, temperature: float, eos_token_id: int,
+def _decode(model, prompt_ids: list[list[int]], max_new_tokens: int, temperature: float, eos_token_id: int | list[int],
             pad_token_id: int, generator: torch.Generator, top_p: float, fast: bool) -> SampleBatch:
     """The prefill and decode loop of `sample_tokens` (under inference mode)."""
     assert max_new_tokens >= 1 and len(prompt_ids) >= 1, (max_new_tokens, len(prompt_ids))
     device = model.device
+    stops = torch.tensor([eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id), device=device)
     prompt, prompt_mask = _left_pad(prompt_ids, pad_token_id, device)              # (B, P), (B, P)
     positions = (prompt_mask.cumsum(1) - 1).clamp(min=0)                            # (B, P)
     capacity = prompt.shape[1] + max_new_tokens
@@ -146,7 +151,7 @@ def _decode(model, prompt_ids: list[list[int]], max_new_tokens: int, temperature
         lengths[active] += 1
         if t == max_new_tokens - 1:
             break
-        finished = tokens == eos_token_id
+        finished = torch.isin(tokens, stops)
         if finished.any():
             keep = (~finished).nonzero().squeeze(1)
             if keep.numel() == 0:

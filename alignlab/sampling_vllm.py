@@ -13,7 +13,7 @@ from pathlib import Path
 
 from vllm import LLM, SamplingParams
 
-from alignlab.data.chat import encode_prompt
+from alignlab.data.chat import encode_prompt, stop_token_ids
 from alignlab.data.records import Prompt
 
 _engine: tuple[tuple[str, int], LLM] | None = None    # ((path, weights mtime), engine): building one takes seconds
@@ -28,7 +28,7 @@ def generate(model, tokenizer, prompts: list[Prompt], *, max_new_tokens: int, te
     """
     del batch_size
     params = SamplingParams(n=num_samples, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
-                            seed=seed, stop_token_ids=[tokenizer.eos_token_id], skip_special_tokens=True)
+                            seed=seed, stop_token_ids=stop_token_ids(tokenizer, model), skip_special_tokens=True)
     requests = [{"prompt_token_ids": encode_prompt(p, tokenizer)} for p in prompts]
     outputs = _engine_for(str(model.name_or_path), str(model.dtype).removeprefix("torch.")).generate(
         requests, params, use_tqdm=False)

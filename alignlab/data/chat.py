@@ -42,11 +42,42 @@ def encode_prompt(prompt: Prompt, tokenizer) -> list[int]:
     return token_ids(render(prompt, tokenizer, add_generation_prompt=True), tokenizer)
 
 
-def encode_response(prompt_ids: list[int], response: str, tokenizer) -> list[int]:
-    """The response's tokens followed by the EOS, i.e. exactly what a model generates after `prompt_ids` and
-    stops on. The response is tokenized on its own, as generation produces it, whatever the prompt."""
+def turn_end_id(tokenizer) -> int:
+    """The token that ends an assistant turn: the first special token the chat template puts after an assistant
+    message (`<|eot_id|>` for Llama 3, `<|im_end|>` for ChatML, the gym's `<|end|>`), else the EOS. It is what SFT
+    trains a turn to end with, what every preference and reward row appends, and where sampling stops. Read from
+    the template once per tokenizer."""
+    template = getattr(tokenizer, "chat_template", None)
+    cached = getattr(tokenizer, "_alignlab_turn_end", None)
+    if cached is not None and cached[0] == template:
+        return cached[1]
     assert tokenizer.eos_token_id is not None, "the tokenizer has no eos_token; models could not learn to stop"
-    return token_ids(response, tokenizer) + [tokenizer.eos_token_id]
+    found = tokenizer.eos_token_id
+    if template:
+        marker = "Q7ZXq"
+        text = render([{"role": "user", "content": "hi"}, {"role": "assistant", "content": marker}], tokenizer,
+                      add_generation_prompt=False)
+        after = token_ids(text[text.rindex(marker) + len(marker):], tokenizer) if marker in text else []
+        special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
+        found = next((i for i in after if i in special), found)
+    tokenizer._alignlab_turn_end = (template, found)
+    return found
+
+
+def stop_token_ids(tokenizer, model=None) -> list[int]:
+    """Every token a generated turn may end with: the end-of-turn token, the EOS and the model's
+    generation_config.eos_token_id (one id or a list)."""
+    ids = [turn_end_id(tokenizer), tokenizer.eos_token_id]
+    extra = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids += extra if isinstance(extra, list) else [extra] if extra is not None else []
+    return list(dict.fromkeys(i for i in ids if i is not None))
+
+
+def encode_response(prompt_ids: list[int], response: str, tokenizer) -> list[int]:
+    """The response's tokens followed by the end-of-turn token (`turn_end_id`), i.e. exactly what a model
+    generates after `prompt_ids` and stops on. The response is tokenized on its own, as generation produces it,
+    whatever the prompt."""
+    return token_ids(response, tokenizer) + [turn_end_id(tokenizer)]
 
 
 def encode_completion(prompt: Prompt, response: str, tokenizer, max_length: int,
@@ -110,9 +141,9 @@ def _encode_conversation(messages: list[Message], tokenizer, source: str) -> tup
                 f"{i} (rendering the conversation up to that turn is not a prefix of the full rendering, e.g. a "
                 "template that rewrites earlier turns); use a template that renders turns independently")
         span = ids[start:end]
-        # The template may put text after the EOS that closes the turn (ChatML's "\n"); a model never generates
-        # past its EOS, so that text is context, not target.
-        if tokenizer.eos_token_id in span:
-            end = start + span.index(tokenizer.eos_token_id) + 1
+        # The template may put text after the token that closes the turn (ChatML's "\n"); a model never
+        # generates past it, so that text is context, not target.
+        if turn_end_id(tokenizer) in span:
+            end = start + span.index(turn_end_id(tokenizer)) + 1
         mask[start:end] = [1] * (end - start)
     return ids, mask

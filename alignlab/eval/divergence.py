@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from alignlab.data.chat import encode_prompt
+from alignlab.data.chat import encode_prompt, stop_token_ids
 from alignlab.data.records import Prompt
 from alignlab.sampling import SampleBatch, response_forward, sample_tokens
 
@@ -29,7 +29,7 @@ def kl_to_reference(policy, reference, tokenizer, prompts: list[Prompt], *, num_
     total, tokens, n = 0.0, 0, 0
     for start in range(0, len(encoded), batch_size):
         batch = sample_tokens(policy, encoded[start:start + batch_size], max_new_tokens=max_new_tokens,
-                              temperature=1.0, eos_token_id=tokenizer.eos_token_id,
+                              temperature=1.0, eos_token_id=stop_token_ids(tokenizer, policy),
                               pad_token_id=tokenizer.pad_token_id, generator=generator)
         log_ratio = (batch.logps - response_logps(reference, batch)) * batch.response_mask     # (B, A)
         total += log_ratio.sum().item()
