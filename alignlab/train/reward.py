@@ -33,7 +33,7 @@ from alignlab.models import check_max_length
 from alignlab.reward_model import Pooling, RewardModel, new_reward_model, save_reward_model
 from alignlab.rewards import call_reward, load_reward_function
 from alignlab.train.comparisons import accumulate_gradients, as_ranking, comparison_loss, encode_records
-from alignlab.train.run import Run, count_steps, make_optimizer, optimizer_step, setup_run
+from alignlab.train.run import Run, count_steps, make_optimizer, optimizer_step, setup_run, write_model_card
 
 
 @dataclass
@@ -253,6 +253,7 @@ def train(cfg: RMConfig) -> Path:
     run.note("rm: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
     path = save_reward_model(model, run.out_dir / "model")
     run.close()
+    write_model_card(path, cfg, run.out_dir / "metrics.jsonl")
     return path
 
 

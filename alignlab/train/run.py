@@ -7,6 +7,7 @@ these loops do not need (weights are loaded in the training dtype), and plain to
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -37,6 +38,7 @@ class Run:
     total_steps: int = 0
     progress: tqdm | None = None
     resumed_extra: Any = None             # the `extra` of the checkpoint resumed from (a trainer's own state)
+    full_cfg: Any = None                  # the whole config of the run (for the model card)
     _clock: float = field(default_factory=time.perf_counter)
 
     @property
@@ -117,9 +119,10 @@ class Run:
         return seconds
 
     def finish(self, model: torch.nn.Module, tokenizer) -> Path:
-        """Save the final model in Hugging Face format to out_dir/model and close the logs."""
+        """Save the final model in Hugging Face format to out_dir/model with its model card, and close the logs."""
         path = save_model(model, tokenizer, self.out_dir / "model")
         self.close()
+        write_model_card(path, self.full_cfg, self.out_dir / "metrics.jsonl")
         return path
 
     def close(self) -> None:
@@ -165,7 +168,7 @@ def setup_run(run_cfg: RunConfig, full_cfg: Any) -> Run:
         from torch.utils.tensorboard import SummaryWriter
         tb = SummaryWriter(out_dir / "tb", purge_step=resume_step + 1 if resume_from else None)
     device = choose_device(run_cfg.device)
-    return Run(run_cfg, out_dir, device, resume_from, open(metrics_path, "a"), tb)
+    return Run(run_cfg, out_dir, device, resume_from, open(metrics_path, "a"), tb, full_cfg=full_cfg)
 
 
 # What may change when a run is resumed: where it lives and runs, how it is watched and saved; not what it computes.
@@ -238,3 +241,35 @@ def optimizer_step(model: torch.nn.Module, optimizer, scheduler, max_grad_norm: 
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return grad_norm
+
+
+def write_model_card(model_dir: Path, full_cfg: Any, metrics_path: Path) -> Path:
+    """model_dir/README.md (and merged/README.md for LoRA): what the model was trained from and on (every data file
+    with its SHA-256), the whole config, and the last logged metrics — what someone given only the model needs."""
+    config = dump_config(full_cfg) if full_cfg is not None else {}
+    files = sorted({p for p in _leaves(config) if isinstance(p, str) and p.endswith((".jsonl", ".jsonl.gz", ".json",
+                                                                                   ".parquet", ".txt"))
+                    and Path(p).is_file()})
+    lines = metrics_path.read_text().splitlines() if metrics_path.is_file() else []
+    base = config.get("model", {}).get("path") if isinstance(config.get("model"), dict) else None
+    card = [f"# {model_dir.parent.name}", "", f"Trained with alignlab ({type(full_cfg).__name__})"
+            + (f" from `{base}`." if base else "."), "", "## Data", ""]
+    card += [f"- `{p}` sha256 `{hashlib.sha256(Path(p).read_bytes()).hexdigest()}`" for p in files] or ["- (none)"]
+    card += ["", "## Config", "", "```yaml", yaml.safe_dump(config, sort_keys=False).rstrip(), "```", "",
+             "## Last logged metrics", "", "```json", lines[-1] if lines else "{}", "```", ""]
+    text = "\n".join(card)
+    for directory in (model_dir, model_dir / "merged"):
+        if directory.is_dir():
+            (directory / "README.md").write_text(text)
+    return model_dir / "README.md"
+
+
+def _leaves(tree):
+    if isinstance(tree, dict):
+        for value in tree.values():
+            yield from _leaves(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            yield from _leaves(value)
+    else:
+        yield tree

@@ -208,3 +208,11 @@ def test_cli_reports_a_bad_data_line(tiny_lm, tmp_path, capsys):
                      f"data.train_files=[{bad}]"])
     assert code == 2
     assert f"{bad}:2: 'completion' is empty" in capsys.readouterr().err
+
+
+def test_every_saved_model_has_a_card_with_its_data_hashes_and_config(tiny_lm, tmp_path):
+    import hashlib
+    path = train(tiny_cfg(tiny_lm, tmp_path / "run", "optim.max_steps=1"))
+    card = (Path(path) / "README.md").read_text()
+    assert f"sha256 `{hashlib.sha256(DATA.read_bytes()).hexdigest()}`" in card
+    assert f"path: {tiny_lm}" in card and '"step": 1' in card
