@@ -8,8 +8,10 @@ same update as one large batch even when micro-batches hold different numbers of
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import torch
 
 from alignlab.command import run_cli
 from alignlab.config import ConfigError, ModelConfig, OptimConfig, RunConfig
@@ -36,6 +38,11 @@ class SFTDataConfig:
     group_by_length: bool = True
     """Put examples of similar length in the same optimizer step (less padding; the order stays a function of
     the seed and epoch); false = uniformly shuffled batches."""
+    eval_files: list[str] = field(default_factory=list)
+    """Held-out examples (same forms): their token-mean NLL is logged as eval_loss (empty = none)."""
+    eval_every: int = 0
+    """Log eval_loss every this many optimizer steps (a multiple of run.log_every), and at the last step; 0 = at
+    the last step only."""
 
 
 @dataclass
@@ -70,12 +77,29 @@ def load_examples(cfg: SFTDataConfig, tokenizer, run: Run) -> list[Encoded]:
     return kept
 
 
+@torch.no_grad()
+def eval_loss(model, examples: list[Encoded], batch_size: int, pad_token_id: int, device) -> float:
+    """Token-mean NLL of held-out examples (the training loss's definition), the model left in train mode."""
+    model.eval()
+    total, tokens = 0.0, 0
+    for start in range(0, len(examples), batch_size):
+        batch = {k: v.to(device) for k, v in collate(examples[start:start + batch_size], pad_token_id).items()}
+        logps = masked_logps(model, batch["input_ids"], batch["attention_mask"], batch["completion_mask"])
+        nll, _ = sft_loss(logps, batch["completion_mask"][:, 1:])
+        total += nll.sum().item()
+        tokens += int(batch["completion_mask"][:, 1:].sum())
+    model.train()
+    return total / max(tokens, 1)
+
+
 def train(cfg: SFTConfig) -> Path:
     """Fine-tune cfg.model on cfg.data; returns out_dir/model (Hugging Face format)."""
     check_max_length(cfg.model.path, cfg.data.max_length, "data.max_length")
     run = setup_run(cfg.run, cfg)
     tokenizer = load_tokenizer(cfg.model.path)
     examples = load_examples(cfg.data, tokenizer, run)
+    held_out = (load_examples(replace(cfg.data, train_files=cfg.data.eval_files), tokenizer, run)
+                if cfg.data.eval_files else [])
     lengths = [len(e.input_ids) for e in examples]
     model = load_causal_lm(cfg.model).to(run.device)
     model.train()
@@ -101,8 +125,12 @@ def train(cfg: SFTConfig) -> Path:
         lr = scheduler.get_last_lr()[0]                     # the lr of this update (the step below advances it)
         grad_norm = optimizer_step(model, optimizer, scheduler, cfg.optim.max_grad_norm)
         processed = sum(int(b["attention_mask"].sum()) for b in micro)
+        evaluated = {}
+        if held_out and (step == total_steps or (cfg.data.eval_every and step % cfg.data.eval_every == 0)):
+            evaluated["eval_loss"] = eval_loss(model, held_out, cfg.optim.batch_size, tokenizer.pad_token_id,
+                                               run.device)
         run.log(step, loss=step_nll / max(n_tokens, 1), lr=lr, grad_norm=grad_norm,
-                tokens=n_tokens, tokens_per_s=processed / run.elapsed())
+                tokens=n_tokens, tokens_per_s=processed / run.elapsed(), **evaluated)
         run.checkpoint(step, model, optimizer, scheduler)
     return run.finish(model, tokenizer)
 

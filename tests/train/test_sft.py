@@ -216,3 +216,13 @@ def test_every_saved_model_has_a_card_with_its_data_hashes_and_config(tiny_lm, t
     card = (Path(path) / "README.md").read_text()
     assert f"sha256 `{hashlib.sha256(DATA.read_bytes()).hexdigest()}`" in card
     assert f"path: {tiny_lm}" in card and '"step": 1' in card
+
+
+def test_validation_loss_on_held_out_examples(tiny_lm, tmp_path):
+    """data.eval_files: eval_loss is the training loss's definition on other examples, logged every eval_every
+    steps and at the last; on the training file itself, before the last update, it would equal the loss."""
+    train(tiny_cfg(tiny_lm, tmp_path / "run", "optim.max_steps=4", f"data.eval_files=[{DATA}]", "data.eval_every=2"))
+    rows = read_metrics(tmp_path / "run")
+    assert [("eval_loss" in r) for r in rows] == [False, True, False, True]
+    assert all(math.isfinite(r["eval_loss"]) and r["eval_loss"] > 0 for r in rows if "eval_loss" in r)
+    assert rows[3]["eval_loss"] < rows[0]["loss"]                     # the model learned its (tiny) training set
