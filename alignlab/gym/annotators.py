@@ -55,6 +55,3 @@ class SimulatedAnnotator:
             ranks[i] = position
         return ranks
 
-
-def annotator_pool(world: World, n: int, agreement: float, seed: int = 0) -> list[SimulatedAnnotator]:
-    return [SimulatedAnnotator(world, f"sim-{i:02d}", agreement, seed) for i in range(n)]
