@@ -148,32 +148,40 @@ def submit_label(s: Session, user: User, item_id: int, payload: dict, client_id:
     return label, True
 
 
+def _index(value) -> bool:
+    """A JSON integer (not a float such as 2.0, not true/false, which Python counts as 1/0)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def validate_payload(kind: str, rank_mode: str, k: int, payload: dict) -> dict:
     """The stored label shapes (candidate indices are in import order):
     edit {"answer": str}; rank {"ranking": [best, …, worst]} or, in best-of-K mode, {"best": i};
-    pairwise/blind {"criteria": {criterion: {"winner": 0|1|None (tie), "strength": 1-3 (0 for a tie)}}}."""
+    pairwise/blind {"criteria": {criterion: {"winner": 0|1|None (tie), "strength": 1-3 (0 for a tie)}}}.
+    Only these shapes with JSON integers are accepted: anything else would be stored and break every export."""
     if kind == "edit":
-        answer = str(payload.get("answer", "")).strip()
-        if not answer:
+        answer = payload.get("answer")
+        if not isinstance(answer, str) or not answer.strip():
             raise InvalidInput("the edited answer is empty; write the improved answer")
-        return {"answer": answer}
+        return {"answer": answer.strip()}
     if kind == "rank" and rank_mode == "best":
         best = payload.get("best")
-        if not isinstance(best, int) or not 0 <= best < k:
+        if not _index(best) or not 0 <= best < k:
             raise InvalidInput(f"pick the best answer (one of {k})")
         return {"best": best}
     if kind == "rank":
         ranking = payload.get("ranking")
-        if not isinstance(ranking, list) or sorted(ranking) != list(range(k)):
+        if not isinstance(ranking, list) or not all(_index(r) for r in ranking) or sorted(ranking) != list(range(k)):
             raise InvalidInput(f"give every one of the {k} answers a different rank, 1 (best) to {k}")
         return {"ranking": ranking}
     criteria = payload.get("criteria")
-    if not isinstance(criteria, dict) or set(criteria) != set(CRITERIA):
+    if not isinstance(criteria, dict) or set(criteria) != set(CRITERIA) or \
+            not all(isinstance(v, dict) for v in criteria.values()):
         raise InvalidInput(f"give a verdict for each of: {', '.join(CRITERIA)}")
     clean = {}
     for name in CRITERIA:
         winner, strength = criteria[name].get("winner"), criteria[name].get("strength", 0)
-        if winner not in (0, 1, None) or (winner is not None and strength not in STRENGTHS):
+        if not (winner is None or (_index(winner) and winner in (0, 1))) or \
+                (winner is not None and not (_index(strength) and strength in STRENGTHS)):
             raise InvalidInput(f"{name}: choose A, B or tie, and a strength 1-3 unless it is a tie")
         clean[name] = {"winner": winner, "strength": 0 if winner is None else strength}
     return {"criteria": clean}
