@@ -17,6 +17,8 @@ from alignlab.annotate.schema import CRITERIA
 from alignlab.annotate.store import NewItem
 
 IMPORTABLE = ("edit", "rank", "pairwise", "blind")
+MAX_RESPONSES = 16          # a person can compare this many answers; a ranking of 30 is noise
+MAX_CHARS = 20_000          # per prompt or answer: longer ones do not fit a page a person reads
 
 
 class ImportFailure(Exception):
@@ -49,8 +51,16 @@ def item_from_record(where: str, record: dict, kind: str) -> NewItem:
         draft = record.get("draft")
         if not isinstance(draft, str) or not draft.strip():
             raise ImportFailure(f"{where}: edit items need a non-empty 'draft' string (the answer to improve)")
+        _length(where, "draft", draft)
         return NewItem(kind, prompt, [(draft, None)], where)
     candidates = _candidates(where, record.get("responses"))
+    if len(candidates) > MAX_RESPONSES:
+        raise ImportFailure(f"{where}: {len(candidates)} responses; at most {MAX_RESPONSES} per item")
+    texts = [text for text, _ in candidates]
+    for j, text in enumerate(texts):
+        if text in texts[:j]:
+            raise ImportFailure(f"{where}: responses[{texts.index(text)}] and responses[{j}] are the same answer; "
+                                "an annotator cannot tell them apart (drop one)")
     if kind == "rank" and len(candidates) < 2:
         raise ImportFailure(f"{where}: ranking needs at least 2 'responses', got {len(candidates)}")
     if kind in ("pairwise", "blind") and len(candidates) != 2:
@@ -64,13 +74,20 @@ def item_from_record(where: str, record: dict, kind: str) -> NewItem:
 
 
 def _prompt(where: str, prompt) -> str | list:
-    if isinstance(prompt, str) and prompt.strip():
-        return prompt
-    if (isinstance(prompt, list) and prompt and all(isinstance(m, dict) and set(m) == {"role", "content"}
-                                                    for m in prompt) and prompt[-1]["role"] == "user"):
-        return prompt
-    raise ImportFailure(f"{where}: 'prompt' must be a non-empty string or a list of "
-                        "{\"role\", \"content\"} messages ending with a user turn")
+    """The trainers' own prompt check (alignlab.data.io): what is imported can be exported and trained on."""
+    from alignlab.data.io import DataError, _prompt as trainer_prompt
+    try:
+        checked = trainer_prompt(prompt, where)
+    except DataError as e:
+        raise ImportFailure(f"{e} ('prompt' must be a non-empty string or a list of {{\"role\", \"content\"}} "
+                            "messages, roles system/user/assistant, ending with a user turn)") from None
+    _length(where, "prompt", json.dumps(checked))
+    return checked
+
+
+def _length(where: str, what: str, text: str) -> None:
+    if len(text) > MAX_CHARS:
+        raise ImportFailure(f"{where}: the {what} is {len(text):,} characters; at most {MAX_CHARS:,}")
 
 
 def _candidates(where: str, responses) -> list[tuple[str, str | None]]:
@@ -79,10 +96,12 @@ def _candidates(where: str, responses) -> list[tuple[str, str | None]]:
     out = []
     for i, r in enumerate(responses):
         if isinstance(r, str) and r.strip():
+            _length(where, f"responses[{i}]", r)
             out.append((r, None))
         elif isinstance(r, dict) and isinstance(r.get("text"), str) and r["text"].strip():
             if "model" in r and not isinstance(r["model"], str):
                 raise ImportFailure(f"{where}: responses[{i}].model must be a string")
+            _length(where, f"responses[{i}]", r["text"])
             out.append((r["text"], r.get("model")))
         else:
             raise ImportFailure(f"{where}: responses[{i}] must be a non-empty string or {{\"text\", \"model\"}}")
@@ -91,11 +110,15 @@ def _candidates(where: str, responses) -> list[tuple[str, str | None]]:
 
 def _check_gold(where: str, gold, kind: str, k: int) -> None:
     ok = isinstance(gold, dict)
+    def index(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
     if ok and kind == "rank":
-        ok = (set(gold) == {"best"} and gold["best"] in range(k)) or \
-             (set(gold) == {"ranking"} and isinstance(gold["ranking"], list) and sorted(gold["ranking"]) == list(range(k)))
+        ok = (set(gold) == {"best"} and index(gold["best"]) and gold["best"] in range(k)) or \
+             (set(gold) == {"ranking"} and isinstance(gold["ranking"], list) and all(map(index, gold["ranking"]))
+              and sorted(gold["ranking"]) == list(range(k)))
     elif ok:
-        ok = bool(gold) and set(gold) <= set(CRITERIA) and all(v in (0, 1, None) for v in gold.values())
+        ok = bool(gold) and set(gold) <= set(CRITERIA) and all(v is None or (index(v) and v in (0, 1))
+                                                               for v in gold.values())
     if not ok:
         raise ImportFailure(f"{where}: bad 'gold' for a {kind} item with {k} responses: {json.dumps(gold)}")
 
@@ -123,10 +146,16 @@ def parse_eval_runs(runs: dict[str, tuple[str, str]], kind: str) -> list[NewItem
             prompts.setdefault(key, (prompt, where))
             answers.setdefault(key, {}).setdefault(model, response)
     models = list(runs)
-    items = [NewItem(kind, prompts[key][0], [(by_model[m], m) for m in models], prompts[key][1])
-             for key, by_model in answers.items() if len(by_model) == len(models)]
-    if not items:
+    shared = [(key, by_model) for key, by_model in answers.items() if len(by_model) == len(models)]
+    if not shared:
         raise ImportFailure(f"eval runs: no prompt was answered by all of {', '.join(models)}")
+    # Where the models gave the same answer there is nothing to compare: an annotator could only say "tie", and a
+    # pair with chosen == rejected is no preference. Those prompts are left out.
+    items = [NewItem(kind, prompts[key][0], [(by_model[m], m) for m in models], prompts[key][1])
+             for key, by_model in shared if len(set(by_model.values())) == len(models)]
+    if not items:
+        raise ImportFailure(f"eval runs: {', '.join(models)} gave the same answer to every one of the "
+                            f"{len(shared)} shared prompts; there is nothing to compare")
     return items
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from annotate_fixtures import Page, jsonl
 from sqlalchemy import select
 
@@ -95,8 +97,15 @@ def test_eval_runs_become_blind_items():
     assert item.prompt == [{"role": "user", "content": "bye"}]
     assert item.candidates == [("ciao", "sft"), ("later", "dpo")]     # first record per id; first sample
     assert item.source == "sft.records.jsonl:2"
-    both = imports.parse_eval_runs({"x": ("x", gym), "y": ("y", gym)}, "blind")
+    other_gym = gym.replace('"hello"', '"hey"').replace('"ciao"', '"bye bye"')
+    both = imports.parse_eval_runs({"x": ("x", gym), "y": ("y", other_gym)}, "blind")
     assert [i.candidates[0][0] for i in both] == ["hello", "ciao"]   # greedy answer when present
+    # the same answer from both models: nothing to compare, the prompt is left out (here: every prompt)
+    half = other_gym.replace('"bye bye"', '"ciao"')
+    assert [i.candidates for i in imports.parse_eval_runs({"x": ("x", gym), "y": ("y", half)}, "blind")] == \
+        [[("hello", "x"), ("hey", "y")]]
+    with pytest.raises(imports.ImportFailure, match="the same answer to every one of the 2 shared prompts"):
+        imports.parse_eval_runs({"x": ("x", gym), "y": ("y", gym)}, "blind")
 
 
 def test_eval_record_without_an_answer_names_file_and_line():

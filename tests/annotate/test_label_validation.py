@@ -37,3 +37,18 @@ def test_well_formed_labels_pass_unchanged():
     assert validate_payload("pairwise", "full", 2, {"criteria": {"helpful": GOOD, "honest": tie, "harmless": GOOD}}) \
         == {"criteria": {"helpful": GOOD, "honest": tie, "harmless": GOOD}}
     assert validate_payload("edit", "full", 1, {"answer": " Better. "}) == {"answer": "Better."}
+
+
+@pytest.mark.parametrize("record,message", [
+    ({"prompt": [{"role": "narrator", "content": "x"}], "draft": "d"}, "role 'narrator'"),
+    ({"prompt": [{"role": "user", "content": 5}], "draft": "d"}, "must be a string"),
+    ({"prompt": "p", "responses": ["a", "b", "a"]}, "responses\\[0\\] and responses\\[2\\] are the same answer"),
+    ({"prompt": "p", "responses": ["a", "b"], "gold": {"best": True}}, "bad 'gold'"),
+    ({"prompt": "p", "responses": [f"answer {i}" for i in range(30)]}, "30 responses; at most 16"),
+    ({"prompt": "p", "responses": ["a", "b" * 1_000_000]}, "1,000,000 characters"),
+])
+def test_imports_refuse_what_the_trainers_would_refuse(record, message):
+    from alignlab.annotate.imports import ImportFailure, item_from_record
+    kind = "edit" if "draft" in record else "rank"
+    with pytest.raises(ImportFailure, match=message):
+        item_from_record("items.jsonl:3", record, kind)
