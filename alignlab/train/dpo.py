@@ -23,7 +23,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -57,6 +57,12 @@ class PreferenceDataConfig:
     group_by_length: bool = True
     """Put examples of similar length in the same optimizer step (less padding; the order stays a function of
     the seed and epoch); false = uniformly shuffled batches."""
+    eval_files: list[str] = field(default_factory=list)
+    """Held-out files of the same kind: the loss and reward accuracy on them are logged as eval_loss and
+    eval_accuracy (empty = none); their reference log-probs are computed once before training."""
+    eval_every: int = 0
+    """Log them every this many optimizer steps (a multiple of run.log_every), and at the last step; 0 = at the
+    last step only."""
 
 
 @dataclass
@@ -205,10 +211,11 @@ def _fingerprint(cfg: DPOConfig) -> str:
 
 
 @torch.no_grad()
-def cached_reference_logps(cfg: DPOConfig, policy, data: PreferenceData, pad_id: int, run: Run) -> Tensor:
-    """Reference log-probs of every row, (N, 2), read from out_dir/ref_logps.pt or computed with the policy as it
-    is before training (LoRA: with the adapter disabled) and written there."""
-    path = run.out_dir / "ref_logps.pt"
+def cached_reference_logps(cfg: DPOConfig, policy, data: PreferenceData, pad_id: int, run: Run,
+                           name: str = "ref_logps.pt") -> Tensor:
+    """Reference log-probs of every row, (N, 2), read from out_dir/NAME or computed with the policy as it is before
+    training (LoRA: with the adapter disabled) and written there."""
+    path = run.out_dir / name
     fingerprint = _fingerprint(cfg)
     if path.exists():
         cached = torch.load(path, weights_only=True)
@@ -306,6 +313,42 @@ def step_metrics(collected: dict[str, list[Tensor]]) -> dict[str, Tensor]:
 # The loop
 
 
+def held_out_data(cfg: DPOConfig, policy, tokenizer, run: Run) -> tuple[PreferenceData, Tensor | None] | None:
+    """The eval files' examples and their reference log-probs (N, 2), computed before training; None without."""
+    if not cfg.data.eval_files:
+        return None
+    eval_cfg = replace(cfg, data=replace(cfg.data, train_files=cfg.data.eval_files))
+    data = load_data(eval_cfg, tokenizer, run)
+    ref = (cached_reference_logps(eval_cfg, policy, data, tokenizer.pad_token_id, run, "ref_logps_eval.pt")
+           if cfg.needs_reference else None)
+    return data, ref
+
+
+@torch.no_grad()
+def evaluate_held_out(cfg: DPOConfig, policy, data: PreferenceData, ref: Tensor | None, pad_id: int,
+                      device) -> dict[str, float]:
+    """The training loss (and pairs' reward accuracy) on held-out examples, the policy left in train mode."""
+    policy.eval()
+    losses, accuracy = [], []
+    for start in range(0, len(data.rows), cfg.optim.batch_size):
+        indices = list(range(start, min(start + cfg.optim.batch_size, len(data.rows))))
+        batch = {k: v.to(device) for k, v in collate_rows(data, indices, pad_id).items()}
+        logps, counts = completion_logps(policy, batch)
+        ref_logps = None if ref is None else torch.cat([ref[indices, 0], ref[indices, 1]]).to(device)
+        if data.desirable is None:
+            loss, metrics = pairwise_loss(cfg, logps, counts, ref_logps)
+            accuracy.append(metrics["rewards/accuracy"].float())
+        else:
+            desirable = torch.tensor([data.desirable[i] for i in indices], device=device)
+            loss, _ = unpaired_loss(cfg, logps, ref_logps, desirable)
+        losses.append(loss)
+    policy.train()
+    out = {"eval_loss": torch.cat(losses).mean().item()}
+    if accuracy:
+        out["eval_accuracy"] = torch.cat(accuracy).mean().item()
+    return out
+
+
 def train(cfg: DPOConfig) -> Path:
     """Train cfg.model on cfg.data with cfg.loss; returns out_dir/model (Hugging Face format; LoRA: + merged/)."""
     check_max_length(cfg.model.path, cfg.data.max_length, "data.max_length")
@@ -316,6 +359,7 @@ def train(cfg: DPOConfig) -> Path:
     lengths = data.lengths()
     policy = load_causal_lm(cfg.model).to(run.device)
     reference = reference_source(cfg, policy, data, tokenizer.pad_token_id, run)
+    held_out = held_out_data(cfg, policy, tokenizer, run)
     policy.train()
     total_steps = count_steps(cfg.optim, len(data.rows))
     optimizer, scheduler = make_optimizer(policy, cfg.optim, total_steps)
@@ -340,9 +384,12 @@ def train(cfg: DPOConfig) -> Path:
                 collected[key].append(value)
         lr = scheduler.get_last_lr()[0]
         grad_norm = optimizer_step(policy, optimizer, scheduler, cfg.optim.max_grad_norm)
+        evaluated = {}
+        if held_out is not None and (step == total_steps or (cfg.data.eval_every and step % cfg.data.eval_every == 0)):
+            evaluated = evaluate_held_out(cfg, policy, *held_out, tokenizer.pad_token_id, run.device)
         # time_s: wall seconds since this process started, reference log-probs included (the cost to compare).
         run.log(step, **step_metrics(collected), lr=lr, grad_norm=grad_norm,
-                examples_per_s=len(indices) / run.elapsed(), time_s=time.perf_counter() - started)
+                examples_per_s=len(indices) / run.elapsed(), time_s=time.perf_counter() - started, **evaluated)
         run.checkpoint(step, policy, optimizer, scheduler)
     return run.finish(policy, tokenizer)
 

@@ -292,3 +292,17 @@ def test_steps_hold_pairs_of_similar_length_by_default(tiny_lm, pairs_file, tmp_
     if grouped:   # an epoch is 2 steps of 4 pairs: the 4 widest pairs in one, the 4 narrowest in the other
         halves = sorted(sorted(widths[i] for i in indices) for _, indices, _ in seen)
         assert halves == [sorted(widths)[:4], sorted(widths)[4:]]
+
+
+@pytest.mark.parametrize("loss", ["dpo", "simpo", "kto"])
+def test_validation_loss_on_held_out_pairs(tiny_lm, pairs_file, tmp_path, loss):
+    """data.eval_files: before any update the held-out DPO loss is log 2 (policy = reference), and on the training
+    pairs themselves it falls as training fits them; logged every eval_every steps and at the last."""
+    train(dpo_cfg(tiny_lm, tmp_path, pairs_file, f"loss={loss}", f"data.eval_files=[{pairs_file}]",
+                  "data.eval_every=2", "optim.max_steps=4"))
+    rows = read_metrics(tmp_path)
+    assert [("eval_loss" in r) for r in rows] == [False, True, False, True]
+    assert all(math.isfinite(r["eval_loss"]) for r in rows if "eval_loss" in r)
+    assert ("eval_accuracy" in rows[1]) == (loss != "kto")
+    if loss == "dpo":
+        assert rows[3]["eval_loss"] < math.log(2) and (tmp_path / "ref_logps_eval.pt").is_file()
