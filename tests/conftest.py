@@ -39,6 +39,35 @@ def build_tiny_lm(out_dir: Path, hidden: int = 16, layers: int = 2, seed: int = 
     return out_dir
 
 
+CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
+          "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+
+def build_tiny_qwen2(out_dir: Path, seed: int = 0) -> Path:
+    """A 2-layer Qwen2 (hidden 16) with a ChatML template whose eos_token is <|endoftext|> while turns end with
+    <|im_end|> (the Qwen2.5-base arrangement): another architecture and another template than the gym's."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    core.train_from_iterator(_TOKENIZER_TEXTS * 4, trainer=trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|endoftext|>", pad_token="<|endoftext|>",
+                                        additional_special_tokens=["<|im_start|>", "<|im_end|>"])
+    tokenizer.chat_template = CHATML
+    torch.manual_seed(seed)
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                         tie_word_embeddings=False)
+    Qwen2ForCausalLM(config).save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
 @pytest.fixture(scope="session")
 def tiny_lm(tmp_path_factory) -> Path:
     """Path to a tiny random Llama + tokenizer (HF format). Tests must not modify it."""
@@ -74,3 +103,9 @@ def spy_step_batches(monkeypatch):
         monkeypatch.setattr(loop, "step_batches", spy)
         return seen
     return spy_on
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2(tmp_path_factory) -> Path:
+    """A tiny Qwen2 with a ChatML template whose turn end (<|im_end|>) is not its eos_token (<|endoftext|>)."""
+    return build_tiny_qwen2(tmp_path_factory.mktemp("tiny_qwen2"))

@@ -36,6 +36,9 @@ CONFIG_CLASSES: dict[str, type] = {
     "gym/preferences.yaml": PreferencesConfig,
     "ppo": PPOConfig,
     "best_of_n": BestOfNConfig,
+    "examples/sft.yaml": SFTConfig,
+    "examples/dpo.yaml": DPOConfig,
+    "examples/pipeline.yaml": PipelineConfig,
     "tiny/ppo.yaml": PPOConfig,
 }
 
