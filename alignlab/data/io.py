@@ -1,7 +1,8 @@
-"""JSONL files ↔ records, in the forms used across the Hugging Face ecosystem (docs/architecture.md).
+"""Data files ↔ records, in the forms used across the Hugging Face ecosystem (docs/architecture.md).
 
-Every bad line raises `DataError("file:line: what is wrong; what to do")`; nothing is skipped. Blank lines are not
-records and are passed over. `.jsonl.gz` files are read and written transparently.
+Files: JSONL (`.jsonl`, `.jsonl.gz` read and written transparently), a JSON array of rows (`.json`) or Parquet
+(`.parquet`). Every bad row raises `DataError("file:line: what is wrong; what to do")` (`file:row N` for JSON and
+Parquet); nothing is skipped. Blank lines are not records and are passed over.
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ def _open(path: str | Path, mode: str) -> IO[str]:
 
 
 def _records(path: str | Path) -> Iterator[tuple[str, dict]]:
-    """("file:line", object) for every non-blank line."""
+    """("file:line", object) for every non-blank line (JSONL), or ("file:row N", object) of a JSON array or a
+    Parquet file."""
+    if str(path).endswith((".json", ".parquet")):
+        yield from _table_rows(path)
+        return
     count = 0
     try:
         with _open(path, "r") as f:
@@ -51,6 +56,29 @@ def _records(path: str | Path) -> Iterator[tuple[str, dict]]:
         raise DataError(f"{path}: file not found; check the path in the config") from None
     if count == 0:
         raise DataError(f"{path}: no records (the file is empty); point the config at a file with data")
+
+
+def _table_rows(path: str | Path) -> Iterator[tuple[str, dict]]:
+    name = str(path)
+    try:
+        if name.endswith(".parquet"):
+            import pyarrow.parquet as pq
+            rows = pq.read_table(name).to_pylist()
+        else:
+            with open(name, encoding="utf-8") as f:
+                rows = json.load(f)
+    except FileNotFoundError:
+        raise DataError(f"{name}: file not found; check the path in the config") from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"{name}:{e.lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(rows, list):
+        raise DataError(f"{name}: a .json data file must hold a list of rows [{{...}}, ...], got {type(rows).__name__}")
+    if not rows:
+        raise DataError(f"{name}: no records (the file is empty); point the config at a file with data")
+    for i, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            raise DataError(f"{name}:row {i}: expected an object {{...}}, got {type(row).__name__}")
+        yield f"{name}:row {i}", row
 
 
 # -- field checks: each returns the value in its record form or raises with the line --------------------------
@@ -108,12 +136,38 @@ def _meta(obj: dict, known: set[str]) -> dict:
 
 def read_sft(path: str | Path) -> list[SFTExample]:
     """`{"prompt": str, "completion": str}` (text), `{"messages": [...]}` (chat; every assistant turn is trained
-    on), or `{"prompt": [msgs], "completion": [assistant msg]}` (conversational, read as messages).
+    on), `{"prompt": [msgs], "completion": [assistant msg]}` (conversational, read as messages), Alpaca
+    `{"instruction", "input"?, "output", "system"?}` and ShareGPT `{"conversations": [{"from", "value"}]}` (read as
+    chat messages), or `{"text": str}` (plain text, every token trained on, as continued pretraining).
     Other keys (ids, sources) are allowed and not used."""
     return [_sft_example(obj, where) for where, obj in _records(path)]
 
 
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+
+
 def _sft_example(obj: dict, where: str) -> SFTExample:
+    if "instruction" in obj and "output" in obj:                     # Alpaca
+        instruction = _text(obj["instruction"], "instruction", where, allow_empty=False)
+        extra = _text(obj.get("input") or "", "input", where)
+        messages = ([{"role": "system", "content": _text(obj["system"], "system", where)}] if obj.get("system")
+                    else []) + [{"role": "user", "content": instruction + (f"\n\n{extra}" if extra.strip() else "")},
+                                {"role": "assistant", "content": _text(obj["output"], "output", where, False)}]
+        return SFTExample(messages, None, None, where)
+    if "conversations" in obj:                                        # ShareGPT
+        turns = obj["conversations"]
+        if not isinstance(turns, list) or not turns:
+            raise DataError(f"{where}: 'conversations' must be a non-empty list of {{\"from\", \"value\"}} turns")
+        messages = []
+        for i, turn in enumerate(turns):
+            if not isinstance(turn, dict) or turn.get("from") not in SHAREGPT_ROLES:
+                raise DataError(f"{where}: conversations[{i}] needs 'from' in {sorted(SHAREGPT_ROLES)} and 'value', "
+                                f"got {turn!r:.120}")
+            messages.append({"role": SHAREGPT_ROLES[turn["from"]],
+                             "content": _text(turn.get("value"), f"conversations[{i}].value", where)})
+        obj = {"messages": messages}
+    if set(obj) & {"text"} and not set(obj) & {"messages", "prompt", "completion"}:   # plain text
+        return SFTExample(None, "", _text(obj["text"], "text", where, allow_empty=False), where)
     if "messages" in obj:
         if "prompt" in obj or "completion" in obj:
             raise DataError(f"{where}: has both 'messages' and 'prompt'/'completion'; use one form per line")
@@ -126,8 +180,9 @@ def _sft_example(obj: dict, where: str) -> SFTExample:
                 _text(m["content"], f"messages[{i}].content", where, allow_empty=False)
         return SFTExample(messages, None, None, where)
     if "prompt" not in obj or "completion" not in obj:
-        raise DataError(f"{where}: expected {{\"prompt\": ..., \"completion\": ...}} or {{\"messages\": [...]}}, "
-                        f"got keys {sorted(obj)}")
+        raise DataError(f"{where}: expected {{\"prompt\", \"completion\"}}, {{\"messages\"}}, Alpaca "
+                        f"{{\"instruction\", \"output\"}}, ShareGPT {{\"conversations\"}} or {{\"text\"}}, got keys "
+                        f"{sorted(obj)}")
     if isinstance(obj["prompt"], list):
         completion = _text(_response(obj["completion"], "completion", where), "completion", where, allow_empty=False)
         messages = _prompt(obj["prompt"], where) + [{"role": "assistant", "content": completion}]

@@ -60,7 +60,7 @@ def test_read_sft_gz_is_transparent(tmp_path):
     ({"prompt": "a", "completion": ""}, r"'completion' is empty"),
     ({"prompt": "a", "completion": "  \n"}, r"'completion' is empty"),
     ({"prompt": "a", "answer": "b"},
-     r"expected \{\"prompt\": \.\.\., \"completion\": \.\.\.\} or .*got keys \['answer', 'prompt'\]"),
+     r"expected \{\"prompt\", \"completion\"\}, \{\"messages\"\}, Alpaca .*got keys \['answer', 'prompt'\]"),
     ({"prompt": 3, "completion": "b"}, r"'prompt' must be a string, got int"),
     ({"messages": [USER]}, r"'messages' must end with an assistant turn"),
     ({"messages": []}, r"'messages' must be a non-empty list"),
@@ -226,3 +226,26 @@ def test_write_then_read_gives_the_same_records(tmp_path, name):
         back = reader(path)
         assert [(r.__class__, {**vars(r), "source": None}) for r in back] == \
                [(r.__class__, {**vars(r), "source": None}) for r in records]
+
+
+def test_alpaca_sharegpt_text_json_and_parquet_rows(tmp_path):
+    import datasets
+    alpaca = {"instruction": "Add the numbers.", "input": "2 and 3", "output": "5", "system": "Be brief."}
+    share = {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello!"}]}
+    text = {"text": "Plain text to continue pretraining on."}
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in (alpaca, share, text)))
+    a, b, c = read_sft(path)
+    assert a.messages == [{"role": "system", "content": "Be brief."},
+                          {"role": "user", "content": "Add the numbers.\n\n2 and 3"},
+                          {"role": "assistant", "content": "5"}]
+    assert b.messages == [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
+    assert (c.prompt, c.completion) == ("", text["text"])
+    (tmp_path / "share.json").write_text(json.dumps([share, share]))
+    assert [e.messages for e in read_sft(tmp_path / "share.json")] == [b.messages, b.messages]
+    pairs = [{"prompt": "Q?", "chosen": "Yes.", "rejected": "No."}] * 2
+    datasets.Dataset.from_list(pairs).to_parquet(str(tmp_path / "pairs.parquet"))
+    assert [(p.prompt, p.chosen) for p in read_preferences(tmp_path / "pairs.parquet")] == [("Q?", "Yes.")] * 2
+    (tmp_path / "bad.json").write_text(json.dumps([share, {"conversations": [{"from": "bot", "value": "x"}]}]))
+    with pytest.raises(DataError, match=r"bad.json:row 2: conversations\[0\] needs 'from'"):
+        read_sft(tmp_path / "bad.json")
