@@ -54,6 +54,9 @@ class ModelConfig:
     numerical checks (equivalence tests that must hold on any CPU)."""
     keep_dropout: bool = False
     """Keep the checkpoint's dropout probabilities (off by default: see alignlab.models.load_causal_lm)."""
+    chat_template: str | None = None
+    """Replace the tokenizer's chat template: a Jinja template, or the path of a .jinja file (None = the model's
+    own). The saved model carries it, so the next command uses it too."""
     lora: LoraConfig = field(default_factory=LoraConfig)
     """Optional low-rank adapters."""
 

@@ -80,9 +80,14 @@ def check_max_length(path: str, max_length: int, key: str) -> None:
                           f"({config.model_type}); set {key} ≤ {positions}")
 
 
-def load_tokenizer(path: str):
-    """The tokenizer saved with the model (its chat template is the single source of truth)."""
+def load_tokenizer(path: str, chat_template: str | None = None):
+    """The tokenizer saved with the model (its chat template is the single source of truth), or with
+    `chat_template` (a Jinja template or the path of a .jinja file) in place of its own."""
     tokenizer = AutoTokenizer.from_pretrained(model_dir(path))
+    if chat_template is not None:
+        template = Path(chat_template)
+        tokenizer.chat_template = template.read_text() if chat_template.endswith(".jinja") and template.is_file() \
+            else chat_template
     if tokenizer.pad_token is None:
         # Many base tokenizers (Llama, Mistral) have no pad token. Padded positions are masked out of attention
         # and loss, so any id works; the EOS is the usual choice and adds no embedding row.

@@ -70,3 +70,16 @@ def test_lora_targets_per_architecture_all_linear_and_a_wrong_name(tiny_lm, tmp_
     assert set(adapted(tiny_lm, ["all-linear"])) >= {"q_proj", "gate_proj", "down_proj"}
     with pytest.raises(ConfigError, match=r"\['qkv'\] name no linear layer of this gpt2 model .*c_attn"):
         adapted(gpt2, ["qkv"])
+
+
+def test_a_chat_template_from_the_config_is_used_and_saved(tiny_lm, tmp_path):
+    from alignlab.data.chat import turn_end_id
+    from alignlab.models import load_tokenizer
+    template = tmp_path / "t.jinja"
+    template.write_text("{% for m in messages %}<|{{ m.role }}|>{{ m.content }}<|system|>{% endfor %}"
+                        "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    assert main(["sft", "configs/tiny/sft.yaml", f"model.path={tiny_lm}", f"run.out_dir={tmp_path / 'run'}",
+                 f"model.chat_template={template}", "optim.max_steps=1"]) == 0
+    saved = load_tokenizer(str(tmp_path / "run" / "model"))
+    assert saved.chat_template == template.read_text()
+    assert turn_end_id(saved) == saved.convert_tokens_to_ids("<|system|>")

@@ -354,7 +354,7 @@ def train(cfg: DPOConfig) -> Path:
     check_max_length(cfg.model.path, cfg.data.max_length, "data.max_length")
     run = setup_run(cfg.run, cfg)
     started = time.perf_counter()
-    tokenizer = load_tokenizer(cfg.model.path)
+    tokenizer = load_tokenizer(cfg.model.path, cfg.model.chat_template)
     data = load_data(cfg, tokenizer, run)
     lengths = data.lengths()
     policy = load_causal_lm(cfg.model).to(run.device)

@@ -287,7 +287,7 @@ def train(cfg: PPOConfig, annotators: list | None = None) -> Path:
 
     run = setup_run(cfg.run, cfg)
     device = run.device
-    tokenizer = load_tokenizer(cfg.model.path)
+    tokenizer = load_tokenizer(cfg.model.path, cfg.model.chat_template)
     policy = load_causal_lm(cfg.model).to(device)
     reference = load_causal_lm(ModelConfig(path=cfg.model.path, dtype=cfg.model.dtype)).to(device).eval()
     reference.requires_grad_(False)

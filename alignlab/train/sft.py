@@ -96,7 +96,7 @@ def train(cfg: SFTConfig) -> Path:
     """Fine-tune cfg.model on cfg.data; returns out_dir/model (Hugging Face format)."""
     check_max_length(cfg.model.path, cfg.data.max_length, "data.max_length")
     run = setup_run(cfg.run, cfg)
-    tokenizer = load_tokenizer(cfg.model.path)
+    tokenizer = load_tokenizer(cfg.model.path, cfg.model.chat_template)
     examples = load_examples(cfg.data, tokenizer, run)
     held_out = (load_examples(replace(cfg.data, train_files=cfg.data.eval_files), tokenizer, run)
                 if cfg.data.eval_files else [])
