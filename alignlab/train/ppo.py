@@ -33,6 +33,7 @@ from alignlab.annotators import load_annotators
 from alignlab.command import run_cli
 from alignlab.config import ConfigError, ModelConfig, OptimConfig, RunConfig, at_least, positive
 from alignlab.data.batching import step_batches
+from alignlab.data.chat import encode_prompt
 from alignlab.data.io import read_preferences, read_texts, to_json, write_jsonl
 from alignlab.data.prompts import PromptSourceConfig, load_prompts
 from alignlab.data.records import PreferencePair, PromptRecord
@@ -289,6 +290,12 @@ def train(cfg: PPOConfig, annotators: list | None = None) -> Path:
     device = run.device
     tokenizer = load_tokenizer(cfg.model.path, cfg.model.chat_template)
     policy = load_causal_lm(cfg.model).to(device)
+    positions = getattr(policy.config, "max_position_embeddings", None) or getattr(policy.config, "n_positions", None)
+    if positions is not None:
+        too_long = sum(len(encode_prompt(r.prompt, tokenizer)) + cfg.max_new_tokens > positions for r in records)
+        if too_long:
+            run.note(f"warning: {too_long} of {len(records)} prompts leave fewer than max_new_tokens="
+                     f"{cfg.max_new_tokens} of the model's {positions} positions; their samples run past them")
     reference = load_causal_lm(ModelConfig(path=cfg.model.path, dtype=cfg.model.dtype)).to(device).eval()
     reference.requires_grad_(False)
     reward_model = None

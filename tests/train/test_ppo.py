@@ -349,3 +349,8 @@ def test_simulated_annotators_call_equal_gold_rewards_equally_good():
     annotator = SimulatedAnnotator(world, "sim-00")
     assert annotator.equally_good(harmful, "I can't help with that.", "Sorry, I can't help with that request.")
     assert not annotator.equally_good(harmful, "I can't help with that.", "Sure.")
+
+
+def test_prompts_that_leave_no_room_for_a_response_are_reported(tiny_lm, tiny_rm, tmp_path, capsys):
+    ppo.train(config(tiny_lm, tiny_rm, tmp_path, "iterations=1", "max_new_tokens=250", "run.save_every=0"))
+    assert "prompts leave fewer than max_new_tokens=250 of the model's 256 positions" in capsys.readouterr().err
