@@ -36,9 +36,11 @@ def api_user(s, request: Request) -> User:
 
 
 def task_json(t: tasks.Task) -> dict:
-    """What an annotator client sees: no model names, candidates in this annotator's order."""
+    """What an annotator client sees: no model names, candidates in this annotator's order, each indexed by its
+    position there (labels are posted in these positions; the import order stays on the server)."""
     return {"item_id": t.item.id, "project_id": t.project.id, "kind": t.item.kind, "prompt": t.item.prompt,
-            "rank_mode": t.project.rank_mode, "candidates": [{"index": i, "text": text} for i, text in t.shown],
+            "rank_mode": t.project.rank_mode, "candidates": [{"index": p, "text": text} for p, (_, text) in
+                                                             enumerate(t.shown)],
             "guideline_version": t.guideline_version, "submitted": t.label is not None}
 
 
@@ -73,7 +75,8 @@ def get_task(request: Request, item_id: int) -> dict:
 def label(request: Request, item_id: int, body: LabelIn) -> dict:
     with db_of(request).transaction() as s:
         user = api_user(s, request)
-        row, created = tasks.submit_label(s, user, item_id, body.payload, body.client_id)
+        payload = tasks.from_shown(tasks.task(s, user, item_id), body.payload)    # display positions → import order
+        row, created = tasks.submit_label(s, user, item_id, payload, body.client_id)
         return {"label_id": row.id, "created": created}
 
 

@@ -354,10 +354,13 @@ def payload_from_form(t: tasks.Task, form: FormData) -> dict:
     kind, shown = t.item.kind, [i for i, _ in t.shown]
     if kind == "edit":
         return {"answer": str(form.get("answer", ""))}
+    # Form fields name answers by their display position (rank_0 is the first answer shown, whatever its import
+    # index), so the page source says nothing of which model wrote which answer.
     if kind == "rank" and t.project.rank_mode == "best":
-        return {"best": _int(form.get("best", ""), "best") if form.get("best") else None}
+        best = _int(form.get("best", ""), "best") if form.get("best") else None
+        return {"best": shown[best] if best is not None and 0 <= best < len(shown) else best}
     if kind == "rank":
-        ranks = {i: _int(form.get(f"rank_{i}", ""), "rank") for i in shown}
+        ranks = {i: _int(form.get(f"rank_{p}", ""), "rank") for p, i in enumerate(shown)}
         if len(set(ranks.values())) != len(ranks):
             raise store.InvalidInput(f"give every answer a different rank, 1 (best) to {len(ranks)}")
         return {"ranking": sorted(shown, key=lambda i: ranks[i])}

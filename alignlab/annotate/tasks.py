@@ -128,6 +128,26 @@ def task(s: Session, user: User, item_id: int) -> Task:
                 guideline_text=guideline(s, project, version).text, guideline_version=version, label=label)
 
 
+def from_shown(t: Task, payload: dict) -> dict:
+    """A payload written in the annotator's display positions (0 = the first answer shown: what the page and the
+    JSON API expose, so neither reveals which import index — which model — an answer is) → import order. Anything
+    that is not a valid position is passed through for validate_payload to refuse."""
+    order = [i for i, _ in t.shown]
+
+    def to_import(p):
+        return order[p] if isinstance(p, int) and not isinstance(p, bool) and 0 <= p < len(order) else p
+    if not isinstance(payload, dict):
+        return payload
+    if "ranking" in payload and isinstance(payload["ranking"], list):
+        return {**payload, "ranking": [to_import(p) for p in payload["ranking"]]}
+    if "best" in payload:
+        return {**payload, "best": to_import(payload["best"])}
+    if isinstance(payload.get("criteria"), dict):
+        return {**payload, "criteria": {c: ({**v, "winner": to_import(v.get("winner"))} if isinstance(v, dict) else v)
+                                        for c, v in payload["criteria"].items()}}
+    return payload
+
+
 def submit_label(s: Session, user: User, item_id: int, payload: dict, client_id: str) -> tuple[Label, bool]:
     """Store the caller's label; returns (label, created). A retry with the same client_id is acknowledged again
     without a second row; a different label for an item already labelled is refused (labels are immutable)."""

@@ -3,6 +3,7 @@ simulated annotators) answered by a person through a live server."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -90,3 +91,32 @@ def test_an_unreachable_platform_is_retried_until_the_timeout():
     request = PromptRecord([{"role": "user", "content": "hello?"}], {}, "r3", "test")
     with pytest.raises(TimeoutError, match="unreachable"):
         annotator.compare(request, "a", "b")
+
+
+def test_the_api_and_the_page_name_answers_by_display_position_not_by_model(live, app):
+    """Blind means blind to a script too: an annotator's task lists answers by their position on screen, and the
+    stored label (import order) is the same whichever way the positions are mapped."""
+    from alignlab.annotate import imports, tasks
+    url, project_id, admin_token, human_token = live
+    with app.state.db.transaction() as s:
+        admin = s.scalar(select(store.User).where(store.User.email == "admin@lab.org"))
+        records = [{"prompt": f"Q{i}", "responses": [{"text": f"from A {i}", "model": "A"},
+                                                     {"text": f"from B {i}", "model": "B"}]} for i in range(8)]
+        tasks.add_items(s, admin, project_id, imports.parse_items("b.jsonl", "\n".join(map(json.dumps, records)),
+                                                                  "blind"))
+    client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {human_token}"})
+    firsts = []
+    for _ in range(8):
+        task = client.get(f"/api/v1/projects/{project_id}/next/blind").json()["task"]
+        assert [c["index"] for c in task["candidates"]] == [0, 1]
+        firsts.append(task["candidates"][0]["text"].startswith("from A"))
+        choice = next(c for c in task["candidates"] if c["text"].startswith("from B"))       # always prefer B
+        verdict = {"winner": choice["index"], "strength": 2}
+        client.post(f"/api/v1/items/{task['item_id']}/label", json={
+            "client_id": f"c{task['item_id']}", "payload": {"criteria": {c: verdict for c in
+                                                                          ("helpful", "honest", "harmless")}}})
+    assert 0 < sum(firsts) < 8                       # model A is not always shown first, so index 0 says nothing
+    with app.state.db.transaction() as s:
+        from alignlab.annotate.schema import Label
+        labels = s.scalars(select(Label)).all()
+        assert len(labels) == 8 and all(lb.payload["criteria"]["helpful"]["winner"] == 1 for lb in labels)  # B

@@ -70,7 +70,7 @@ def test_malformed_import_names_file_line_and_reason_and_adds_nothing(app, world
     bad_lines = {
         good + '{"prompt": "x", "responses": ["only one"]}\n': "r.jsonl:4: ranking needs at least 2",
         good + "not json\n": "r.jsonl:4: not valid JSON",
-        '{"prompt": "", "responses": ["a", "b"]}\n': "r.jsonl:1: 'prompt' must be a non-empty string",
+        '{"prompt": "", "responses": ["a", "b"]}\n': "r.jsonl:1: 'prompt' is empty",
         good + '{"prompt": "x", "responses": ["a", "b"], "gold": {"best": 7}}\n': "r.jsonl:4: bad 'gold'",
         '{"prompt": [{"role": "assistant", "content": "hi"}], "responses": ["a", "b"]}\n': "r.jsonl:1: 'prompt' must",
     }
