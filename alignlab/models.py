@@ -93,8 +93,8 @@ def load_tokenizer(path: str, chat_template: str | None = None):
         # and loss, so any id works; the EOS is the usual choice and adds no embedding row.
         tokenizer.pad_token = tokenizer.eos_token
     from alignlab.data.chat import turn_end_id
-    end = turn_end_id(tokenizer)
-    if end != tokenizer.eos_token_id and not getattr(tokenizer, "_alignlab_told", False):
+    end = turn_end_id(tokenizer) if tokenizer.eos_token_id is not None else None     # encoders may have no EOS
+    if end is not None and end != tokenizer.eos_token_id and not getattr(tokenizer, "_alignlab_told", False):
         tokenizer._alignlab_told = True
         print(f"alignlab: the chat template of {path} ends an assistant turn with "
               f"{tokenizer.convert_ids_to_tokens(end)!r}, not the eos_token {tokenizer.eos_token!r}: every trainer ends "

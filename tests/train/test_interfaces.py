@@ -118,7 +118,9 @@ def test_online_loop_on_a_plain_prompt_file_with_a_users_annotators(tiny_lm, tin
         assert log[1]["online_comparisons"] >= log[0]["online_comparisons"] > 0
         assert not torch.equal(load_reward_model(tiny_rm).head.weight,
                                load_reward_model(out / "reward_model").head.weight)
-    seen = sys.modules[next(m for m in sys.modules if m.startswith("alignlab_user_"))].Short.seen
+    user_module = next(m for name, m in sys.modules.items()
+                       if name.startswith("alignlab_user_") and getattr(m, "__file__", None) == str(code))
+    seen = user_module.Short.seen
     assert seen and set(seen) <= {f"p{i}" for i in range(len(PROMPTS))}
 
 
