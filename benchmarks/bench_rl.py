@@ -65,6 +65,11 @@ def reward(responses: list[str]) -> list[float]:
     return [sum(i % 2 == 0 for i in row) / max(len(row), 1) for row in ids]
 
 
+def token_reward(prompts, responses: list[str], metas) -> list[float]:
+    """`reward` as an alignlab reward function (`reward=benchmarks/bench_rl.py:token_reward`)."""
+    return reward(responses)
+
+
 def write_workdir(work: Path, setting: Setting) -> None:
     """model/ (random weights + word tokenizer) and prompts.jsonl (prompt lines; chosen/rejected only so that
     alignlab's preference reader takes the file as a prompt source)."""
@@ -84,26 +89,18 @@ def write_workdir(work: Path, setting: Setting) -> None:
 
 
 def run_alignlab(work: Path, out_dir: Path, iterations: int, setting: Setting, variant: str) -> None:
-    """alignlab.train.ppo.train with advantage=rloo. The reward model is replaced by `reward` through the loop's
-    module-level `load_reward_model` (the loop has no reward-function option)."""
-    import torch
-
+    """alignlab.train.ppo.train with advantage=rloo, `reward` given as a reward function (no reward model)."""
     from alignlab import rollout
     from alignlab.config import ModelConfig, OptimConfig, RunConfig
     from alignlab.train import ppo
 
-    class TokenReward(torch.nn.Module):
-        def score(self, prompts, responses) -> torch.Tensor:
-            return torch.tensor(reward(responses))
-
-    ppo.load_reward_model = lambda path: TokenReward()
     if variant == "proposed":
         _proposed_fast_paths(ppo, rollout)
     if variant == "hf_forward":
         sample = rollout.sample_tokens
         rollout.sample_tokens = lambda *args, **kwargs: sample(*args, **kwargs, fast=False)
     cfg = ppo.PPOConfig(
-        model=ModelConfig(path=str(work / "model")), reward_model=ppo.RewardModelRef(path="(bench_rl.reward)"),
+        model=ModelConfig(path=str(work / "model")), reward=f"{Path(__file__).resolve()}:token_reward",
         data=ppo.PromptSourceConfig(source="files", files=[str(work / "prompts.jsonl")]),
         iterations=iterations, prompts_per_iteration=setting.prompts, samples_per_prompt=setting.samples,
         max_new_tokens=setting.new_tokens, advantage="rloo", kl=ppo.KLConfig(adaptive=False, beta=BETA),
