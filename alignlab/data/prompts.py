@@ -79,26 +79,12 @@ def unique(records: list[PromptRecord]) -> list[PromptRecord]:
 
 def read_prompt_file(path: str | Path, prompt_field: str = "prompt") -> list[PromptRecord]:
     name = str(path)
-    if name.endswith(".parquet"):
-        import pyarrow.parquet as pq
-        return [row_to_record(row, f"{name}:row {i + 1}", prompt_field)
-                for i, row in enumerate(pq.read_table(name).to_pylist())]
-    if name.endswith(".json"):
-        try:
-            rows = json.loads(Path(name).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DataError(f"{name}: file not found; check the path in the config") from None
-        except json.JSONDecodeError as e:
-            raise DataError(f"{name}:{e.lineno}: invalid JSON ({e.msg})") from None
-        if not isinstance(rows, list):
-            raise DataError(f"{name}: a .json prompt file must hold a list of rows, got {type(rows).__name__}")
-        return [row_to_record(row, f"{name}:row {i + 1}", prompt_field) for i, row in enumerate(rows)]
-    first = next(_records(name))[1]
-    if PAIR_KEYS & set(first) and prompt_field == "prompt":
+    rows = list(_records(name))                  # JSONL, a JSON array or Parquet (alignlab.data.io)
+    if PAIR_KEYS & set(rows[0][1]) and prompt_field == "prompt":
         # a preference or ranking file: its prompts, with the pair's other columns (annotator, gym facts, …)
         return [PromptRecord(p.prompt, {k: v for k, v in p.meta.items() if k not in ("ranks", "ranking_pair")},
                              str(p.meta.get("id", prompt_id(p.prompt))), p.source) for p in read_preferences(name)]
-    return [row_to_record(row, where, prompt_field) for where, row in _records(name)]
+    return [row_to_record(row, where, prompt_field) for where, row in rows]
 
 
 def row_to_record(row: Any, where: str, prompt_field: str = "prompt") -> PromptRecord:
