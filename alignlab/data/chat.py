@@ -55,8 +55,11 @@ def turn_end_id(tokenizer) -> int:
     found = tokenizer.eos_token_id
     if template:
         marker = "Q7ZXq"
-        text = render([{"role": "user", "content": "hi"}, {"role": "assistant", "content": marker}], tokenizer,
-                      add_generation_prompt=False)
+        try:
+            text = render([{"role": "user", "content": "hi"}, {"role": "assistant", "content": marker}], tokenizer,
+                          add_generation_prompt=False)
+        except Exception:          # a template that refuses this probe conversation: fall back to the EOS
+            text = ""
         after = token_ids(text[text.rindex(marker) + len(marker):], tokenizer) if marker in text else []
         special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
         found = next((i for i in after if i in special), found)
