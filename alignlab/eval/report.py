@@ -33,10 +33,42 @@ def save_report(run_dir: Path, data: dict) -> Path:
     return out
 
 
+def gather_evals(run_dir: Path, evals: list[str]) -> Path:
+    """RUN_DIR/metrics.json from `alignlab eval --out` files, one model each: a file of several suites (their
+    metrics under each suite's name) is merged into one object, so every trust category can find its metrics; the
+    records beside each file are copied to RUN_DIR/NAME/eval.records.jsonl (example responses)."""
+    from alignlab.eval.cli import records_path
+    metrics = {}
+    for item in evals:
+        name, sep, file = item.partition("=")
+        path = Path(file)
+        if not sep or not name or not path.is_file():
+            raise ReportError(f"--evals takes NAME=FILE pairs of existing `alignlab eval --out` files, got {item!r}")
+        result = json.loads(path.read_text())
+        suites = {k: v for k, v in result.items() if k != "settings"}
+        if suites and all(isinstance(v, dict) for v in suites.values()):       # several suites in one file
+            merged = {}
+            for suite_metrics in suites.values():
+                merged.update(suite_metrics)
+            result = {**merged, "settings": result.get("settings")}
+        metrics[name] = result
+        if records_path(path).is_file():
+            (run_dir / name).mkdir(parents=True, exist_ok=True)
+            (run_dir / name / "eval.records.jsonl").write_text(records_path(path).read_text())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    out = run_dir / "metrics.json"
+    out.write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
+    return out
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="alignlab report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a pipeline run directory (holds metrics.json)")
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a pipeline run directory (holds metrics.json); with "
+                        "--evals, the directory the report is written to")
+    parser.add_argument("--evals", nargs="+", metavar="NAME=FILE",
+                        help="report on `alignlab eval --out FILE` results instead (one per model, any suites): "
+                             "RUN_DIR/metrics.json is written from them")
     parser.add_argument("--baseline", metavar="OTHER_RUN_DIR",
                         help="another run directory: flag every safety metric that got worse")
     parser.add_argument("--judge-validation", metavar="FILE",
@@ -47,6 +79,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a safety metric got worse")
     args = parser.parse_args(argv)
     try:
+        if args.evals:
+            gather_evals(Path(args.run_dir), args.evals)
         data = build_report(args.run_dir, args.baseline, args.judge_validation, args.tolerance)
     except ReportError as e:
         print(f"alignlab report: {e}", file=sys.stderr)

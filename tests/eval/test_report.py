@@ -353,3 +353,22 @@ def test_report_renders_in_chromium(run, tmp_path, browser):
     page.screenshot(path=str(shots / "report.png"), full_page=True)
     page.screenshot(path=str(shots / "report-top.png"))
     assert (shots / "report.png").stat().st_size > 50_000
+
+
+def test_a_report_from_eval_out_files_of_several_suites(tiny_lm, tmp_path, shared_data, capsys):
+    """`alignlab report DIR --evals NAME=FILE ...`: results of `alignlab eval --out` (several suites in one file, or
+    one) make the report without a pipeline, every suite's metrics under the model's name."""
+    from alignlab.cli import main
+    common = ["--model", str(tiny_lm), "--limit", "4", "--num-samples", "1", "--max-new-tokens", "4", "--no-greedy",
+              "--data-dir", str(shared_data)]
+    assert main(["eval", *common, "--suite", "xstest", "--suite", "truthfulqa", "--out", str(tmp_path / "a.json")]) == 0
+    assert main(["eval", *common, "--suite", "xstest", "--out", str(tmp_path / "b.json")]) == 0
+    assert main(["report", str(tmp_path / "report"), "--evals", f"two={tmp_path / 'a.json'}",
+                 f"one={tmp_path / 'b.json'}"]) == 0
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert set(metrics) == {"two", "one"} and "settings" in metrics["two"]
+    a = json.loads((tmp_path / "a.json").read_text())
+    assert set(a["xstest"]) | set(a["truthfulqa"]) <= set(metrics["two"]) | {"settings"}
+    data = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert [m["stage"] for m in data["models"]] == ["two", "one"]
+    assert main(["report", str(tmp_path / "r2"), "--evals", "bad"]) == 2
