@@ -103,6 +103,11 @@ class RunConfig:
     """Continue from the newest checkpoint in out_dir/checkpoints (if there is none, start from scratch)."""
     tensorboard: bool = True
     """Also write metrics to TensorBoard in out_dir/tb."""
+    wandb: bool = False
+    """Also log metrics and the config to Weights & Biases (`pip install wandb`; project "alignlab", run named after
+    out_dir; WANDB_* environment variables apply)."""
+    mlflow: bool = False
+    """Also log metrics and the config to MLflow (`pip install mlflow`; MLFLOW_TRACKING_URI applies)."""
     progress: bool = True
     """Show a progress bar on stderr."""
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -39,6 +39,7 @@ class Run:
     progress: tqdm | None = None
     resumed_extra: Any = None             # the `extra` of the checkpoint resumed from (a trainer's own state)
     full_cfg: Any = None                  # the whole config of the run (for the model card)
+    trackers: list = field(default_factory=list)   # W&B / MLflow loggers: .log(values, step), .close()
     _clock: float = field(default_factory=time.perf_counter)
 
     @property
@@ -83,6 +84,8 @@ class Run:
         if self.tb is not None:
             for key, value in values.items():
                 self.tb.add_scalar(key, value, step)
+        for tracker in self.trackers:
+            tracker.log(values, step)
         if "loss" in values:
             self.progress.set_postfix(loss=f"{values['loss']:.4f}")
 
@@ -132,6 +135,9 @@ class Run:
         self.metrics_file.close()
         if self.tb is not None:
             self.tb.close()
+        for tracker in self.trackers:
+            tracker.close()
+        self.trackers = []
 
 
 def setup_run(run_cfg: RunConfig, full_cfg: Any) -> Run:
@@ -168,12 +174,13 @@ def setup_run(run_cfg: RunConfig, full_cfg: Any) -> Run:
         from torch.utils.tensorboard import SummaryWriter
         tb = SummaryWriter(out_dir / "tb", purge_step=resume_step + 1 if resume_from else None)
     device = choose_device(run_cfg.device)
-    return Run(run_cfg, out_dir, device, resume_from, open(metrics_path, "a"), tb, full_cfg=full_cfg)
+    return Run(run_cfg, out_dir, device, resume_from, open(metrics_path, "a"), tb, full_cfg=full_cfg,
+               trackers=trackers(run_cfg, full_cfg, out_dir))
 
 
 # What may change when a run is resumed: where it lives and runs, how it is watched and saved; not what it computes.
 RESUMABLE_CHANGES = {"run.out_dir", "run.device", "run.resume", "run.progress", "run.tensorboard", "run.log_every",
-                     "run.save_every", "run.keep_checkpoints"}
+                     "run.save_every", "run.keep_checkpoints", "run.wandb", "run.mlflow"}
 
 
 def _check_same_config(saved: dict, current: dict, out_dir: Path) -> None:
@@ -273,3 +280,44 @@ def _leaves(tree):
             yield from _leaves(value)
     else:
         yield tree
+
+
+class _WandB:
+    def __init__(self, cfg: dict, out_dir: Path):
+        import wandb
+        self.module = wandb
+        self.run = wandb.init(project="alignlab", name=out_dir.name, config=cfg, dir=str(out_dir))
+
+    def log(self, values: dict, step: int) -> None:
+        self.run.log(values, step=step)
+
+    def close(self) -> None:
+        self.run.finish()
+
+
+class _MLflow:
+    def __init__(self, cfg: dict, out_dir: Path):
+        import mlflow
+        self.module = mlflow
+        mlflow.start_run(run_name=out_dir.name)
+        mlflow.log_params({k: str(v)[:250] for k, v in _flatten(cfg).items()})
+
+    def log(self, values: dict, step: int) -> None:
+        self.module.log_metrics(values, step=step)
+
+    def close(self) -> None:
+        self.module.end_run()
+
+
+def trackers(run_cfg: RunConfig, full_cfg: Any, out_dir: Path) -> list:
+    """The experiment trackers the run asked for (run.wandb, run.mlflow); a missing package is a config error."""
+    chosen = [(name, cls) for name, cls, on in (("wandb", _WandB, run_cfg.wandb), ("mlflow", _MLflow, run_cfg.mlflow))
+              if on]
+    out = []
+    for name, cls in chosen:
+        try:
+            out.append(cls(dump_config(full_cfg), out_dir))
+        except ImportError:
+            raise ConfigError(f"run.{name}=true but {name} is not installed: pip install {name} (or set "
+                              f"run.{name}=false)") from None
+    return out

@@ -226,3 +226,30 @@ def test_validation_loss_on_held_out_examples(tiny_lm, tmp_path):
     assert [("eval_loss" in r) for r in rows] == [False, True, False, True]
     assert all(math.isfinite(r["eval_loss"]) and r["eval_loss"] > 0 for r in rows if "eval_loss" in r)
     assert rows[3]["eval_loss"] < rows[0]["loss"]                     # the model learned its (tiny) training set
+
+
+def test_metrics_and_config_go_to_wandb_and_mlflow_when_asked(tiny_lm, tmp_path, monkeypatch):
+    import types
+
+    from alignlab.config import ConfigError
+    logged = {"wandb": [], "mlflow": [], "params": {}, "closed": []}
+
+    class WandbRun:
+        def log(self, values, step):
+            logged["wandb"].append((step, values))
+
+        def finish(self):
+            logged["closed"].append("wandb")
+    wandb = types.SimpleNamespace(init=lambda **kw: logged.update(wandb_init=kw) or WandbRun())
+    mlflow = types.SimpleNamespace(start_run=lambda run_name: None, log_params=logged["params"].update,
+                                   log_metrics=lambda values, step: logged["mlflow"].append((step, values)),
+                                   end_run=lambda: logged["closed"].append("mlflow"))
+    monkeypatch.setitem(sys.modules, "wandb", wandb)
+    monkeypatch.setitem(sys.modules, "mlflow", mlflow)
+    train(tiny_cfg(tiny_lm, tmp_path / "run", "optim.max_steps=2", "run.wandb=true", "run.mlflow=true"))
+    assert [s for s, _ in logged["wandb"]] == [1, 2] == [s for s, _ in logged["mlflow"]]
+    assert "loss" in logged["wandb"][0][1] and logged["wandb_init"]["config"]["optim"]["max_steps"] == 2
+    assert logged["params"]["optim.max_steps"] == "2" and logged["closed"] == ["wandb", "mlflow"]
+    monkeypatch.setitem(sys.modules, "wandb", None)                       # not installed
+    with pytest.raises(ConfigError, match="run.wandb=true but wandb is not installed"):
+        train(tiny_cfg(tiny_lm, tmp_path / "run2", "optim.max_steps=1", "run.wandb=true"))
