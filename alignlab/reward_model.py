@@ -188,3 +188,35 @@ def load_reward_model(path: str | Path, dtype: str = "float32") -> RewardModel:
         head.load_state_dict(torch.load(path / HEAD_FILE, weights_only=True))
     model = RewardModel(body, head, tokenizer, meta["pooling"], meta["max_length"], meta["mean"], meta["std"])
     return model.eval()
+
+
+def export_sequence_classifier(path: str | Path, out_dir: str | Path) -> Path:
+    """A causal reward model (pooling "last") as a Hugging Face `AutoModelForSequenceClassification` (num_labels 1)
+    that other tools load: the body's weights, and the head folded into the `score` layer with the normalisation,
+    score = w·h / std. That layer has no bias in Llama/Qwen/GPT-2, so the exported scores are alignlab's normalised
+    scores minus the constant (b − mean)/std, written to alignlab_offset.json: every comparison and ranking is the
+    same. HF reads the last token that is not the pad token: use a tokenizer whose pad token is not the end of turn."""
+    from alignlab.config import ConfigError
+    model = load_reward_model(path)
+    out_dir = Path(out_dir)
+    if model.pooling == "classifier":
+        model.body.save_pretrained(out_dir)
+        model.tokenizer.save_pretrained(out_dir)
+        return out_dir
+    if model.pooling != "last":
+        raise ConfigError(f"{path}: a mean-pooled encoder reward model has no Hugging Face sequence-classification "
+                          "equivalent (those read a [CLS]/pooler output); use it through alignlab")
+    config = copy.deepcopy(model.body.config)
+    config.num_labels, config.pad_token_id = 1, model.tokenizer.pad_token_id
+    classifier = AutoModelForSequenceClassification.from_config(config)
+    classifier.base_model.load_state_dict(model.body.state_dict())
+    score = classifier.score if hasattr(classifier, "score") else classifier.get_output_embeddings()
+    with torch.no_grad():
+        score.weight.copy_(model.head.weight / model.std)
+        if getattr(score, "bias", None) is not None:
+            score.bias.copy_((model.head.bias - model.mean) / model.std)
+    offset = 0.0 if getattr(score, "bias", None) is not None else (model.head.bias.item() - model.mean) / model.std
+    classifier.save_pretrained(out_dir)
+    model.tokenizer.save_pretrained(out_dir)
+    (out_dir / "alignlab_offset.json").write_text(json.dumps({"add_to_scores": offset}) + "\n")
+    return out_dir

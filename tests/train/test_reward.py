@@ -241,3 +241,27 @@ def test_offtopic_negatives_are_added_to_training_only(tiny_lm, prefs, tmp_path)
     n_prompts = len([r for r in planted_pairs(160) if not held_out(r["prompt"], cfg.data.eval_fraction)])
     assert metrics["n_train"] == 3 * n_prompts                           # one pair per prompt + 2 off-topic each
     assert metrics["n_eval"] == 160 - n_prompts
+
+
+def test_a_reward_model_exports_as_a_hugging_face_sequence_classifier(tiny_lm, tmp_path):
+    """AutoModelForSequenceClassification loads the export, and its logits plus the recorded offset are alignlab's
+    normalised scores."""
+    from transformers import AutoModelForSequenceClassification
+
+    from alignlab.reward_model import (export_sequence_classifier, load_reward_model, new_reward_model,
+                                       save_reward_model)
+    rm = new_reward_model(str(tiny_lm), "last", max_length=64, seed=3)
+    with torch.no_grad():
+        rm.head.bias.fill_(0.7)
+    rm.mean, rm.std = 0.2, 1.5
+    path = save_reward_model(rm, tmp_path / "rm")
+    out = export_sequence_classifier(path, tmp_path / "hf")
+    hf = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    offset = json.loads((out / "alignlab_offset.json").read_text())["add_to_scores"]
+    ours = load_reward_model(path)
+    prompt = [{"role": "user", "content": "What is 17 + 25?"}]
+    for response in ("42.", "I don't know the answer to that."):
+        ids = torch.tensor([ours.encode(prompt, response)])
+        with torch.no_grad():
+            logit = hf(input_ids=ids).logits[0, 0].item()
+        assert logit + offset == pytest.approx(ours.score([prompt], [response]).item(), abs=1e-5)
