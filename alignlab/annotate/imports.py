@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 
 from alignlab.annotate.schema import CRITERIA
-from alignlab.annotate.store import NewItem
+from alignlab.annotate.store import NewItem, json_int
 
 IMPORTABLE = ("edit", "rank", "pairwise", "blind")
 MAX_RESPONSES = 16          # a person can compare this many answers; a ranking of 30 is noise
@@ -110,8 +110,7 @@ def _candidates(where: str, responses) -> list[tuple[str, str | None]]:
 
 def _check_gold(where: str, gold, kind: str, k: int) -> None:
     ok = isinstance(gold, dict)
-    def index(v) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool)
+    index = json_int
     if ok and kind == "rank":
         ok = (set(gold) == {"best"} and index(gold["best"]) and gold["best"] in range(k)) or \
              (set(gold) == {"ranking"} and isinstance(gold["ranking"], list) and all(map(index, gold["ranking"]))

@@ -43,6 +43,11 @@ class NewItem:
     request_key: str | None = None
 
 
+
+def json_int(value) -> bool:
+    """A JSON integer as a label or gold answer must be: not a float such as 2.0, not true/false (Python's 1/0)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
 def audit(s: Session, user_id: int | None, action: str, target: str, **detail) -> None:
     s.add(AuditEntry(user_id=user_id, action=action, target=target, detail=detail))
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from alignlab.annotate.schema import CRITERIA, KINDS, ROLE_KINDS, Assignment, Candidate, Item, Label, Project, User, utcnow
 from alignlab.annotate.store import (ASSIGNMENT_TTL, STRENGTHS, InvalidInput, NewItem, NotFound, audit, guideline,
+                                     json_int,
                                      require_admin, role_in)
 
 
@@ -168,11 +169,6 @@ def submit_label(s: Session, user: User, item_id: int, payload: dict, client_id:
     return label, True
 
 
-def _index(value) -> bool:
-    """A JSON integer (not a float such as 2.0, not true/false, which Python counts as 1/0)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def validate_payload(kind: str, rank_mode: str, k: int, payload: dict) -> dict:
     """The stored label shapes (candidate indices are in import order):
     edit {"answer": str}; rank {"ranking": [best, …, worst]} or, in best-of-K mode, {"best": i};
@@ -185,12 +181,12 @@ def validate_payload(kind: str, rank_mode: str, k: int, payload: dict) -> dict:
         return {"answer": answer.strip()}
     if kind == "rank" and rank_mode == "best":
         best = payload.get("best")
-        if not _index(best) or not 0 <= best < k:
+        if not json_int(best) or not 0 <= best < k:
             raise InvalidInput(f"pick the best answer (one of {k})")
         return {"best": best}
     if kind == "rank":
         ranking = payload.get("ranking")
-        if not isinstance(ranking, list) or not all(_index(r) for r in ranking) or sorted(ranking) != list(range(k)):
+        if not isinstance(ranking, list) or not all(json_int(r) for r in ranking) or sorted(ranking) != list(range(k)):
             raise InvalidInput(f"give every one of the {k} answers a different rank, 1 (best) to {k}")
         return {"ranking": ranking}
     criteria = payload.get("criteria")
@@ -200,8 +196,8 @@ def validate_payload(kind: str, rank_mode: str, k: int, payload: dict) -> dict:
     clean = {}
     for name in CRITERIA:
         winner, strength = criteria[name].get("winner"), criteria[name].get("strength", 0)
-        if not (winner is None or (_index(winner) and winner in (0, 1))) or \
-                (winner is not None and not (_index(strength) and strength in STRENGTHS)):
+        if not (winner is None or (json_int(winner) and winner in (0, 1))) or \
+                (winner is not None and not (json_int(strength) and strength in STRENGTHS)):
             raise InvalidInput(f"{name}: choose A, B or tie, and a strength 1-3 unless it is a tie")
         clean[name] = {"winner": winner, "strength": 0 if winner is None else strength}
     return {"criteria": clean}

@@ -196,12 +196,14 @@ class PPOConfig:
 # -- rewards, pretraining text ------------------------------------------------------------------------------
 
 
-def reward_function(cfg: PPOConfig, reward_model: RewardModel | None) -> RewardFunction:
+def reward_function(cfg: PPOConfig, reward_model: RewardModel | None,
+                    function: RewardFunction | None) -> RewardFunction:
+    """What the rollouts are scored with: the reward model, SPO on it, or `function` (cfg.reward, already loaded)
+    on cfg.reward_scale·(reward − cfg.reward_shift)."""
     if cfg.reward == "rm":
         return reward_model_reward(reward_model)
     if cfg.reward == "spo":
         return self_play_reward(reward_model, cfg.samples_per_prompt)
-    function = load_reward_function(cfg.reward, cfg.reward_options)
     if (cfg.reward_scale, cfg.reward_shift) == (1.0, 0.0):
         return function
 
@@ -304,7 +306,7 @@ def train(cfg: PPOConfig, annotators: list | None = None) -> Path:
         reward_model.requires_grad_(False)
     critic = make_critic(cfg, reward_model, tokenizer, device)
     trained = nn.ModuleDict({"policy": policy} | ({"critic": critic} if critic is not None else {}))
-    score = reward_function(cfg, reward_model)
+    score = reward_function(cfg, reward_model, user_rewards.get(cfg.reward))
     kl_ctl = (AdaptiveKLController(cfg.kl.beta, cfg.kl.target, cfg.kl.horizon) if cfg.kl.adaptive
               else FixedKLController(cfg.kl.beta))
     k, B = cfg.samples_per_prompt, cfg.prompts_per_iteration * cfg.samples_per_prompt

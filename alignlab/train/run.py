@@ -254,9 +254,9 @@ def write_model_card(model_dir: Path, full_cfg: Any, metrics_path: Path) -> Path
     """model_dir/README.md (and merged/README.md for LoRA): what the model was trained from and on (every data file
     with its SHA-256), the whole config, and the last logged metrics — what someone given only the model needs."""
     config = dump_config(full_cfg) if full_cfg is not None else {}
-    files = sorted({p for p in _leaves(config) if isinstance(p, str) and p.endswith((".jsonl", ".jsonl.gz", ".json",
-                                                                                   ".parquet", ".txt"))
-                    and Path(p).is_file()})
+    leaves = [p for value in _flatten(config).values() for p in (value if isinstance(value, list) else [value])]
+    files = sorted({p for p in leaves if isinstance(p, str) and p.endswith((".jsonl", ".jsonl.gz", ".json",
+                                                                           ".parquet", ".txt")) and Path(p).is_file()})
     lines = metrics_path.read_text().splitlines() if metrics_path.is_file() else []
     base = config.get("model", {}).get("path") if isinstance(config.get("model"), dict) else None
     card = [f"# {model_dir.parent.name}", "", f"Trained with alignlab ({type(full_cfg).__name__})"
@@ -269,17 +269,6 @@ def write_model_card(model_dir: Path, full_cfg: Any, metrics_path: Path) -> Path
         if directory.is_dir():
             (directory / "README.md").write_text(text)
     return model_dir / "README.md"
-
-
-def _leaves(tree):
-    if isinstance(tree, dict):
-        for value in tree.values():
-            yield from _leaves(value)
-    elif isinstance(tree, list):
-        for value in tree:
-            yield from _leaves(value)
-    else:
-        yield tree
 
 
 class _WandB:
