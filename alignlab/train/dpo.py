@@ -10,7 +10,8 @@ first rows then second rows, so `chunk(2)` splits them.
 
 Reference log-probs, for losses that have a reference: either computed once before training and cached next to the
 run in out_dir/ref_logps.pt (`ref_cache: true`, the default: no reference model is held during training, and for
-full fine-tuning the policy before its first step *is* the reference), or on the fly each step. With LoRA the
+full fine-tuning the policy before its first step *is* the reference; a run shorter than an epoch scores only the
+examples its steps visit), or on the fly each step. With LoRA the
 reference is the same model with its adapter disabled, never a second copy.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import sys
 import time
 from collections import defaultdict
@@ -31,7 +33,7 @@ from torch import Tensor
 
 from alignlab.command import run_cli
 from alignlab.config import ConfigError, LoraConfig, ModelConfig, OptimConfig, RunConfig, at_least, positive
-from alignlab.data.batching import collate, micro_batches, step_batches
+from alignlab.data.batching import collate, epoch_batches, micro_batches, step_batches
 from alignlab.data.chat import Encoded, encode_completion
 from alignlab.data.io import DataError, read_feedback, read_preferences
 from alignlab.losses.preference import LOSSES, kto_reference_point
@@ -212,29 +214,48 @@ def _fingerprint(cfg: DPOConfig) -> str:
 
 @torch.no_grad()
 def cached_reference_logps(cfg: DPOConfig, policy, data: PreferenceData, pad_id: int, run: Run,
-                           name: str = "ref_logps.pt") -> Tensor:
-    """Reference log-probs of every row, (N, 2), read from out_dir/NAME or computed with the policy as it is before
-    training (LoRA: with the adapter disabled) and written there."""
+                           name: str = "ref_logps.pt", rows: list[int] | None = None) -> Tensor:
+    """Reference log-probs, (N, 2), of the rows the run will train on (`rows`, default every row; the others stay
+    NaN), read from out_dir/NAME or computed with the policy as it is before training (LoRA: with the adapter
+    disabled) and written there."""
     path = run.out_dir / name
     fingerprint = _fingerprint(cfg)
+    wanted = torch.zeros(len(data.rows), dtype=torch.bool)
+    wanted[list(range(len(data.rows))) if rows is None else rows] = True
     if path.exists():
         cached = torch.load(path, weights_only=True)
-        if cached["fingerprint"] == fingerprint:
+        if cached["fingerprint"] == fingerprint and not (wanted & cached["logps"].isnan().any(1)).any():
             run.note(f"reference log-probs read from {path}")
             return cached["logps"]
     if run.resume_from is not None:
         raise ConfigError(f"{path} is missing or was made for other data/model settings, and the policy resumed "
                           f"from {run.resume_from} is no longer the reference; resume with the original config, "
                           "or start a new run.out_dir")
-    run.note(f"computing reference log-probs of {len(data.rows)} examples once (cached in {path})")
-    out = torch.zeros(len(data.rows), 2)
+    todo = wanted.nonzero().flatten().tolist()
+    run.note(f"computing reference log-probs of the {len(todo)} of {len(data.rows)} examples this run trains on, "
+             f"once (cached in {path})")
+    out = torch.full((len(data.rows), 2), float("nan"))
     policy.eval()
-    for start in range(0, len(data.rows), cfg.optim.batch_size):
-        indices = list(range(start, min(start + cfg.optim.batch_size, len(data.rows))))
+    for start in range(0, len(todo), cfg.optim.batch_size):
+        indices = todo[start:start + cfg.optim.batch_size]
         batch = {k: v.to(run.device) for k, v in collate_rows(data, indices, pad_id).items()}
         out[indices] = torch.stack(_reference_forward(policy, batch, cfg.model.lora.enabled).chunk(2), 1).cpu()
     torch.save({"fingerprint": fingerprint, "logps": out}, path)
     return out
+
+
+def rows_trained(lengths: list[int], batch_size: int, seed: int, total_steps: int,
+                 group_by_length: bool) -> list[int]:
+    """Every example index the run's `total_steps` optimizer steps will visit (the order is a function of the seed),
+    so a short run scores only the references it uses."""
+    seen: set[int] = set()
+    epoch, steps_left = 0, total_steps
+    while steps_left > 0 and len(seen) < len(lengths):
+        for indices in epoch_batches(lengths, batch_size, seed, epoch, group_by_length)[:steps_left]:
+            seen.update(indices)
+        steps_left -= math.ceil(len(lengths) / batch_size)
+        epoch += 1
+    return sorted(seen)
 
 
 def _reference_forward(model, batch: dict[str, Tensor], lora: bool) -> Tensor:
@@ -246,13 +267,14 @@ def _reference_forward(model, batch: dict[str, Tensor], lora: bool) -> Tensor:
     return completion_logps(model, batch)[0]
 
 
-def reference_source(cfg: DPOConfig, policy, data: PreferenceData, pad_id: int,
-                     run: Run) -> Callable[[list[int], dict[str, Tensor]], Tensor] | None:
-    """fn(example indices, batch) → reference summed log-probs (2B,), or None for a reference-free loss."""
+def reference_source(cfg: DPOConfig, policy, data: PreferenceData, pad_id: int, run: Run,
+                     rows: list[int] | None = None) -> Callable[[list[int], dict[str, Tensor]], Tensor] | None:
+    """fn(example indices, batch) → reference summed log-probs (2B,), or None for a reference-free loss. With the
+    cache, only `rows` (default all) are scored."""
     if not cfg.needs_reference:
         return None
     if cfg.ref_cache:
-        cache = cached_reference_logps(cfg, policy, data, pad_id, run).to(run.device)     # (N, 2)
+        cache = cached_reference_logps(cfg, policy, data, pad_id, run, rows=rows).to(run.device)     # (N, 2)
         return lambda indices, batch: torch.cat([cache[indices, 0], cache[indices, 1]])
     reference = policy if cfg.model.lora.enabled else load_reference(cfg.model).to(run.device)
 
@@ -358,10 +380,12 @@ def train(cfg: DPOConfig) -> Path:
     data = load_data(cfg, tokenizer, run)
     lengths = data.lengths()
     policy = load_causal_lm(cfg.model).to(run.device)
-    reference = reference_source(cfg, policy, data, tokenizer.pad_token_id, run)
+    total_steps = count_steps(cfg.optim, len(data.rows))
+    trained = rows_trained(lengths, cfg.optim.batch_size * cfg.optim.grad_accum, cfg.run.seed, total_steps,
+                           cfg.data.group_by_length)
+    reference = reference_source(cfg, policy, data, tokenizer.pad_token_id, run, rows=trained)
     held_out = held_out_data(cfg, policy, tokenizer, run)
     policy.train()
-    total_steps = count_steps(cfg.optim, len(data.rows))
     optimizer, scheduler = make_optimizer(policy, cfg.optim, total_steps)
     start_step = run.start(policy, optimizer, scheduler, total_steps)
     batches = step_batches(lengths, cfg.optim.batch_size * cfg.optim.grad_accum, cfg.run.seed, start_step,

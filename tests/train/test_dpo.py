@@ -125,6 +125,20 @@ def test_cached_reference_equals_on_the_fly(tiny_lm, pairs_file, tmp_path):
     assert log_cached[-1]["rewards/margin"] > 0.01            # the references were used while the policy moved
 
 
+def test_short_run_scores_only_the_references_it_uses(tiny_lm, pairs_file, tmp_path):
+    """2 steps of 2 examples visit 4 of the 8 pairs: only those are scored, and the run equals the on-the-fly one."""
+    common = ("optim.max_steps=2", "optim.batch_size=2", "optim.grad_accum=1", "run.save_every=0", "optim.lr=1e-3",
+              "data.group_by_length=false")
+    cached = train(dpo_cfg(tiny_lm, tmp_path / "cached", pairs_file, "ref_cache=true", *common))
+    fly = train(dpo_cfg(tiny_lm, tmp_path / "fly", pairs_file, "ref_cache=false", *common))
+    logps = torch.load(tmp_path / "cached" / "ref_logps.pt", weights_only=True)["logps"]
+    scored = (~logps.isnan().any(1)).nonzero().flatten().tolist()
+    assert len(scored) == 4
+    lengths = [1] * len(PAIRS)              # without group_by_length the lengths do not matter
+    assert scored == dpo.rows_trained(lengths, 2, 0, 2, False)
+    assert max_abs_diff(weights(cached), weights(fly)) < 1e-5
+
+
 @pytest.mark.parametrize("loss", ["simpo", "orpo", "slic_hf"])
 def test_reference_free_losses_never_build_a_reference(tiny_lm, pairs_file, tmp_path, monkeypatch, loss):
     loads = []
