@@ -329,12 +329,43 @@ def agreement(reference: list[list[float]], scores: list[list[float]]) -> tuple[
 
 
 USAGE = """usage: alignlab rm CONFIG [key=value ...]
+       alignlab rm export RM_DIR OUT_DIR
 
 Train a reward model on preference pairs or rankings. CONFIG is a YAML file (e.g. configs/rm/gym.yaml); key=value
-pairs override it, e.g.  model.path=runs/sft/model data.train_files=[prefs.jsonl] run.out_dir=runs/rm"""
+pairs override it, e.g.  model.path=runs/sft/model data.train_files=[prefs.jsonl] run.out_dir=runs/rm
+
+`export` writes a trained reward model (RM_DIR: a run's model/ directory) as a Hugging Face sequence-classification
+model that other tools load (AutoModelForSequenceClassification, num_labels 1)."""
+
+
+def export(argv: list[str]) -> int:
+    from alignlab.config import ConfigError
+    from alignlab.reward_model import META_FILE, export_sequence_classifier
+    if len(argv) != 2 or argv[0].startswith("-"):
+        print(f"alignlab rm export: takes RM_DIR OUT_DIR, got {argv}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    source, out = Path(argv[0]), Path(argv[1])
+    if not (source / META_FILE).is_file():
+        print(f"alignlab rm export: {source} is not an alignlab reward model (no {META_FILE}); pass the "
+              "model/ directory of an `alignlab rm` run", file=sys.stderr)
+        return 2
+    if out.exists() and any(out.iterdir()):
+        print(f"alignlab rm export: {out} exists and is not empty; choose a new OUT_DIR", file=sys.stderr)
+        return 2
+    try:
+        export_sequence_classifier(source, out)
+    except (ConfigError, OSError) as e:
+        print(f"alignlab rm export: {e}", file=sys.stderr)
+        return 2
+    offset = out / "alignlab_offset.json"
+    print(f"exported to {out}" + (f" (scores differ from alignlab's by a constant: {offset})" if offset.exists()
+                                  else ""))
+    return 0
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["export"]:
+        return export(argv[1:])
     return run_cli("rm", RMConfig, train, USAGE, argv)
 
 

@@ -265,3 +265,22 @@ def test_a_reward_model_exports_as_a_hugging_face_sequence_classifier(tiny_lm, t
         with torch.no_grad():
             logit = hf(input_ids=ids).logits[0, 0].item()
         assert logit + offset == pytest.approx(ours.score([prompt], [response]).item(), abs=1e-5)
+
+
+def test_rm_export_command(tiny_lm, tmp_path, capsys):
+    """`alignlab rm export RM_DIR OUT_DIR` writes a model AutoModelForSequenceClassification loads; bad inputs are
+    one line and exit 2."""
+    from transformers import AutoModelForSequenceClassification
+
+    from alignlab.cli import main
+    from alignlab.reward_model import new_reward_model, save_reward_model
+    path = save_reward_model(new_reward_model(str(tiny_lm), "last", max_length=64, seed=3), tmp_path / "rm")
+    assert main(["rm", "export", str(path), str(tmp_path / "hf")]) == 0
+    assert AutoModelForSequenceClassification.from_pretrained(tmp_path / "hf").config.num_labels == 1
+    capsys.readouterr()
+    for argv in (["rm", "export", str(tiny_lm), str(tmp_path / "x")],          # a causal LM, not a reward model
+                 ["rm", "export", str(path), str(tmp_path / "hf")],            # the output exists
+                 ["rm", "export", str(path)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and err.startswith("alignlab rm export:"), err
