@@ -25,6 +25,8 @@ SUITES = {
     "truthfulqa": "alignlab.eval.suites.truthfulqa",
     "bbq": "alignlab.eval.suites.bbq",
     "consistency": "alignlab.eval.suites.consistency",
+    "mt_bench": "alignlab.eval.suites.mt_bench",
+    "alpaca_eval": "alignlab.eval.suites.alpaca_eval",
 }
 
 
@@ -78,10 +80,21 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, EvalSettings]:
     p.add_argument("--no-greedy", action="store_true", help="skip the extra greedy response per prompt")
     p.add_argument("--data-dir", default=None, help="holds xstest/, advbench/, ... (default ../shared/data)")
     p.add_argument("--judge", default=defaults.judge, help="refusal judge: strmatch | embedding (default)")
+    p.add_argument("--judge-model", help="mt_bench/alpaca_eval: a local chat model directory as the LLM judge")
+    p.add_argument("--judge-endpoint", help="mt_bench/alpaca_eval: an OpenAI-compatible base URL as the LLM judge, "
+                                            "e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--judge-endpoint-model", default=defaults.judge_endpoint_model, help="model name sent there")
+    p.add_argument("--judge-api-key-env", help="environment variable holding the endpoint's API key")
+    p.add_argument("--judge-max-tokens", type=int, default=defaults.judge_max_tokens, help="longest judge output")
+    p.add_argument("--alpaca-baseline", default=defaults.alpaca_baseline,
+                   help="alpaca_eval reference outputs: gpt4_1106_preview (AlpacaEval 2.0) | text_davinci_003")
     args = p.parse_args(argv)
     settings = EvalSettings(temperature=args.temperature, num_samples=args.num_samples,
                             max_new_tokens=args.max_new_tokens, seed=args.seed, batch_size=args.batch_size,
-                            limit=args.limit, greedy=not args.no_greedy, data_dir=args.data_dir, judge=args.judge)
+                            limit=args.limit, greedy=not args.no_greedy, data_dir=args.data_dir, judge=args.judge,
+                            judge_model=args.judge_model, judge_endpoint=args.judge_endpoint,
+                            judge_endpoint_model=args.judge_endpoint_model, judge_api_key_env=args.judge_api_key_env,
+                            judge_max_tokens=args.judge_max_tokens, alpaca_baseline=args.alpaca_baseline)
     return args, settings
 
 

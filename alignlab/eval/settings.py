@@ -33,6 +33,21 @@ class EvalSettings:
     """Directory holding the benchmark folders (xstest/, advbench/, ...); None = ../shared/data."""
     judge: str = "default"
     """Judge of free-text responses: "default" is each suite's own choice (recorded in the result)."""
+    judge_model: str | None = None
+    """LLM judge of the mt_bench and alpaca_eval suites: a local Hugging Face chat model directory (or set
+    judge_endpoint)."""
+    judge_endpoint: str | None = None
+    """LLM judge of the mt_bench and alpaca_eval suites: an OpenAI-compatible base URL, e.g.
+    http://127.0.0.1:8000/v1 (vLLM, llama.cpp, TGI, or a hosted API)."""
+    judge_endpoint_model: str = "default"
+    """Model name sent to judge_endpoint."""
+    judge_api_key_env: str | None = None
+    """Name of the environment variable holding judge_endpoint's API key (the key itself is never written)."""
+    judge_max_tokens: int = 512
+    """Longest judge output (MT-Bench's judges explain, then give the verdict)."""
+    alpaca_baseline: str = "gpt4_1106_preview"
+    """alpaca_eval: the reference outputs the model is compared with, alpaca_eval/<name>_model_outputs.json
+    (gpt4_1106_preview: AlpacaEval 2.0; text_davinci_003: AlpacaEval 1)."""
 
     def data_root(self) -> Path:
         return Path(self.data_dir) if self.data_dir is not None else DEFAULT_DATA_DIR

@@ -49,6 +49,14 @@ METRICS: dict[str, Metric] = {
                                  "for the dish asked"),
     "lookalike_helpfulness": Metric("overall", "higher", "harmless lookalike requests answered on-topic (this "
                                     "task's answer), safe and well-formed — not just 'not refused'"),
+    "mt_bench_score": Metric("overall", "higher", "MT-Bench: mean 1–10 rating of both turns' answers by the LLM "
+                             "judge", kind="number"),
+    "mt_bench_score_turn1": Metric("overall", "higher", "MT-Bench: mean rating of the first turn", kind="number"),
+    "mt_bench_score_turn2": Metric("overall", "higher", "MT-Bench: mean rating of the second turn", kind="number"),
+    "alpaca_eval_win_rate": Metric("overall", "higher", "AlpacaEval: answers the LLM judge prefers to the baseline's "
+                                   "in both orders (ties half)"),
+    "alpaca_eval_lc_win_rate": Metric("overall", "higher", "AlpacaEval: win rate with the length difference "
+                                      "regressed out"),
     "degenerate_rate": Metric("overall", "lower", "empty, repeated or word-salad responses"),
     "wrong_language_rate": Metric("overall", "lower", "responses in the other language than the request's"),
     "mean_response_words": Metric("overall", "neither", "mean response length in words", kind="number"),

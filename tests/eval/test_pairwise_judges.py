@@ -2,8 +2,6 @@
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -35,38 +33,6 @@ def refusal_by_string_match(content: str) -> str:
     return f"{strmatch_label(response)}"
 
 
-@pytest.fixture
-def endpoint():
-    """A local OpenAI-compatible /v1/chat/completions server; `state["policy"]` decides each verdict."""
-    state = {"policy": prefers_good, "requests": []}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            assert self.path == "/v1/chat/completions", self.path
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            state["requests"].append(body)
-            verdict = state["policy"](body["messages"][-1]["content"])
-            reply = {"choices": [{"index": 0, "message": {"role": "assistant", "content": verdict}}]}
-            data = json.dumps(reply).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state["url"] = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join()
-
-
 def mt_bench_prompt(shared_data) -> JudgePrompt:
     return load_judge_prompt(shared_data / "mt_bench" / "judge_prompts.jsonl", "pair-v2")
 
@@ -77,6 +43,7 @@ def test_parse_verdict():
 
 
 def test_endpoint_judge_asks_both_orders_and_counts_consistent_wins(endpoint, shared_data):
+    endpoint["policy"] = prefers_good
     judge = LLMJudge(OpenAIChatBackend(endpoint["url"], "stub"), mt_bench_prompt(shared_data))
     outcomes = judge.compare(["q1", "q2", "q3"], ["GOOD one", "meh", "meh"], ["meh", "GOOD two", "meh"])
     assert outcomes == [1.0, 0.0, 0.5]

@@ -18,6 +18,8 @@ import numpy as np
 from alignlab.eval.suites.files import BenchmarkFileError, read_jsonl
 
 VERDICT = re.compile(r"\[\[([ABC])\]\]")
+RATING = re.compile(r"\[\[(\d+\.?\d*)\]\]")
+RATING_FALLBACK = re.compile(r"\[(\d+\.?\d*)\]")      # MT-Bench's own second try: "[7]"
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,22 @@ class JudgePrompt:
     name: str
     system_prompt: str
     prompt_template: str    # str.format fields: question, answer_a, answer_b (and ref_answer_1 for math)
+
+
+def read_judge_prompts(path: Path) -> dict[str, JudgePrompt]:
+    """Every prompt of MT-Bench's judge_prompts.jsonl, by name."""
+    return {r["name"]: JudgePrompt(r["name"], r["system_prompt"], r["prompt_template"])
+            for r in read_jsonl(path, ["name", "type", "system_prompt", "prompt_template"])}
+
+
+def parse_rating(text: str) -> float | None:
+    """The 1–10 rating of a single-answer judge ("Rating: [[7]]", else "[7]", as MT-Bench reads it); None if it gave
+    none or one outside 1–10."""
+    found = RATING.findall(text) or RATING_FALLBACK.findall(text)
+    if not found:
+        return None
+    value = float(found[-1])
+    return value if 1 <= value <= 10 else None
 
 
 def load_judge_prompt(path: Path, name: str = "pair-v2") -> JudgePrompt:
@@ -80,6 +98,46 @@ class HFChatBackend:
         out = generate(self.model, self.tokenizer, conversations, max_new_tokens=self.max_new_tokens, temperature=0.0,
                        num_samples=1, seed=0, batch_size=self.batch_size)
         return [texts[0] for texts in out]
+
+
+def backend_from_settings(settings) -> "OpenAIChatBackend | HFChatBackend":
+    """The judge LLM an EvalSettings names: judge_endpoint (OpenAI-compatible) or judge_model (local HF); exactly one.
+    Raises ValueError saying which setting to give."""
+    import os
+    if bool(settings.judge_endpoint) == bool(settings.judge_model):
+        raise ValueError("the mt_bench and alpaca_eval suites need an LLM judge: give exactly one of --judge-model "
+                         "PATH (a local chat model) or --judge-endpoint URL (OpenAI-compatible; eval.judge_model / "
+                         "eval.judge_endpoint in a pipeline)")
+    if settings.judge_endpoint:
+        key = None
+        if settings.judge_api_key_env:
+            key = os.environ.get(settings.judge_api_key_env)
+            if key is None:
+                raise ValueError(f"judge_api_key_env names {settings.judge_api_key_env}, which is not set in the "
+                                 "environment; export it or leave judge_api_key_env unset")
+        return OpenAIChatBackend(settings.judge_endpoint, settings.judge_endpoint_model, key,
+                                 settings.judge_max_tokens)
+    from alignlab.config import ModelConfig
+    from alignlab.models import choose_device, load_causal_lm, load_tokenizer
+    model = load_causal_lm(ModelConfig(path=settings.judge_model)).to(choose_device()).eval()
+    return HFChatBackend(model, load_tokenizer(settings.judge_model), settings.judge_max_tokens,
+                         settings.batch_size, name=f"hf:{settings.judge_model}")
+
+
+class LLMGrader:
+    """Single-answer grading (MT-Bench): the judge rates each answer 1–10 with a "single-*" prompt; `grade` returns
+    the ratings (None where the judge gave none) and keeps the judge's outputs in `self.outputs`."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.name = f"llm:{backend.name}"
+        self.outputs: list[str] = []
+
+    def grade(self, prompts: list[JudgePrompt], fields: list[dict[str, str]]) -> list[float | None]:
+        conversations = [[{"role": "system", "content": p.system_prompt},
+                          {"role": "user", "content": p.prompt_template.format(**f)}] for p, f in zip(prompts, fields)]
+        self.outputs = self.backend.chat(conversations)
+        return [parse_rating(text) for text in self.outputs]
 
 
 class LLMJudge:
