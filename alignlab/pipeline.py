@@ -28,7 +28,7 @@ from typing import Callable, Literal
 
 from alignlab.command import run_cli
 from alignlab.config import ConfigError, load_config
-from alignlab.eval.settings import EvalSettings
+from alignlab.eval.settings import EvalSettings, settings_read_by
 
 log = logging.getLogger("alignlab.pipeline")
 
@@ -59,8 +59,10 @@ class StageConfig:
 class PipelineConfig:
     run_dir: str = "runs/gym-demo"
     """Where every stage writes; metrics.json and pipeline.log go here."""
-    suite: str = "gym"
-    """Evaluation suite applied to every model."""
+    suite: list[str] = field(default_factory=lambda: ["gym"])
+    """Evaluation suites applied to every model, e.g. [gym] or [xstest, harmbench, truthfulqa, mt_bench]; with
+    several, a stage's eval.json holds their metrics merged (a key two suites share: the later suite's value under
+    `suite/key`) and its records carry their suite."""
     eval: EvalSettings = field(default_factory=EvalSettings)
     stages: list[StageConfig] = field(default_factory=list)
     """The stages, in order: each a mapping of StageConfig's keys (name, kind, config, overrides, model, data,
@@ -70,6 +72,15 @@ class PipelineConfig:
     seeds: list[int] = field(default_factory=list)
     """Run the randomised stages once per seed (RUN_DIR/seed-N/) and report figures over seeds; empty = one run,
     each stage with its own config's seed."""
+
+    def problems(self) -> list[tuple[str, str]]:
+        from alignlab.eval.cli import SUITES
+        unknown = [s for s in self.suite if s not in SUITES]
+        if unknown:
+            return [("suite", f"names unknown suites {unknown} (known: {', '.join(SUITES)})")]
+        if not self.suite or len(set(self.suite)) != len(self.suite):
+            return [("suite", "must list one or more different suites")]
+        return []
 
 
 @dataclass
@@ -133,25 +144,31 @@ def fingerprint(stage: StageConfig, ctx: Context) -> str:
             parts[ref] = _hash_path(Path(ref))
     if stage.kind == "report":     # the report reads every earlier stage's output
         parts["upstream"] = dict(ctx.fingerprints)
-    if stage.evaluate:
-        parts["eval"] = asdict(ctx.cfg.eval) | {"suite": ctx.cfg.suite}
+    if stage.evaluate:       # one suite hashes as its name, as when `suite` was a single name: old runs stay valid
+        suites = ctx.cfg.suite
+        parts["eval"] = settings_read_by(ctx.cfg.eval, suites) | {"suite": suites[0] if len(suites) == 1 else suites}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def evaluate_model(model_path: str, ctx: Context, out_dir: Path) -> dict:
-    """Run the pipeline's suite on a model; writes eval.json and eval.records.jsonl into out_dir."""
-    import importlib
-
+    """Run the pipeline's suites on a model; writes eval.json and eval.records.jsonl into out_dir (several suites:
+    metrics merged, each record tagged with its suite)."""
     from alignlab.config import ModelConfig
-    from alignlab.eval.cli import SUITES
+    from alignlab.eval.cli import merge_suite_metrics, run_suites
     from alignlab.models import choose_device, load_causal_lm, load_tokenizer
 
     model = load_causal_lm(ModelConfig(path=model_path)).to(choose_device()).eval()
-    result = importlib.import_module(SUITES[ctx.cfg.suite]).run_suite(model, load_tokenizer(model_path), ctx.cfg.eval)
-    metrics = result.metrics | {"settings": asdict(ctx.cfg.eval), "model": model_path}
+    results = run_suites(model, load_tokenizer(model_path), ctx.cfg.suite, ctx.cfg.eval)
+    if len(results) == 1:
+        (result,) = results.values()
+        metrics, records = result.metrics, result.records
+    else:
+        metrics = merge_suite_metrics({name: r.metrics for name, r in results.items()})
+        records = [{"suite": name, **record} for name, r in results.items() for record in r.records]
+    metrics = metrics | {"settings": asdict(ctx.cfg.eval), "model": model_path}
     (out_dir / "eval.json").write_text(json.dumps(metrics, indent=2))
     with open(out_dir / "eval.records.jsonl", "w") as f:
-        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in result.records)
+        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     return metrics
 
 
@@ -240,16 +257,17 @@ def _evaluated(stage: StageConfig, ctx: Context, out_dir: Path, model: str, kl_r
 
 
 def _kl(policy_path: str, reference_path: str, ctx: Context, records_path: Path) -> float | None:
-    """KL on the prompts the suite just evaluated (its eval.records.jsonl); None for a suite whose records carry no
-    prompt."""
+    """KL on the prompts the first suite just evaluated (its eval.records.jsonl); None for a suite whose records carry
+    no prompt."""
     from alignlab.config import ModelConfig
     from alignlab.eval.divergence import kl_to_reference
     from alignlab.models import choose_device, load_causal_lm, load_tokenizer
 
     records = [json.loads(line) for line in records_path.read_text().splitlines() if line.strip()]
-    prompts = [r.get("messages", r.get("prompt")) for r in records]
+    first = records[0].get("suite") if records else None
+    prompts = [r.get("messages", r.get("prompt")) for r in records if r.get("suite") == first]
     if not prompts or any(p is None for p in prompts):
-        log.warning("no KL for %s: the %s suite's records carry no prompt", policy_path, ctx.cfg.suite)
+        log.warning("no KL for %s: the %s suite's records carry no prompt", policy_path, first or ctx.cfg.suite[0])
         return None
     device = choose_device()
     policy = load_causal_lm(ModelConfig(path=policy_path)).to(device).eval()
@@ -274,7 +292,7 @@ RUNNERS: dict[str, Callable[[StageConfig, Context, Path], StageOutput]] = {
 def check_worlds(cfg: PipelineConfig) -> None:
     """The gym data stages must build the world the gym suite judges in (the bundled base model's): data of another
     world would be judged against the wrong facts without a word."""
-    if cfg.suite != "gym":
+    if "gym" not in cfg.suite:
         return
     from alignlab.gym.cli import DemosConfig
     from alignlab.gym.evaluate import WORLD_SEED
@@ -398,20 +416,22 @@ def _over_seeds(runs: list[dict], dirs: list[Path], cfg: PipelineConfig) -> dict
         for key in ("judge", "model"):
             if key in runs[0]:
                 out[key] = runs[0][key]
-    if cfg.suite == "gym" and all((d / "eval.records.jsonl").exists() for d in dirs):
+    if "gym" in cfg.suite and all((d / "eval.records.jsonl").exists() for d in dirs):
         from alignlab.gym.metrics import gym_metrics
         out |= gym_metrics([rec for d in dirs for rec in read_records(d)])
     return out
 
 
 def read_records(stage_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (stage_dir / "eval.records.jsonl").read_text().splitlines() if line]
+    """The gym suite's records of a stage (with several suites, the records tagged "gym")."""
+    records = [json.loads(line) for line in (stage_dir / "eval.records.jsonl").read_text().splitlines() if line]
+    return [r for r in records if r.get("suite", "gym") == "gym"]
 
 
 def _add_paired(metrics: dict[str, dict], cfg: PipelineConfig, dirs: dict[str, list[Path]]) -> None:
     """For the gym suite: each trained model against the model it started from (an earlier stage, or the base
     model's eval stage), on the same items, with paired 95% intervals (`paired_vs_<stage>`)."""
-    if cfg.suite != "gym":
+    if "gym" not in cfg.suite:
         return
     from alignlab.gym.metrics import paired_rates
     evaluated = {s.name: s for s in cfg.stages if s.name in metrics and "settings" in metrics[s.name]}

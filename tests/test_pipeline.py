@@ -133,3 +133,37 @@ def test_gym_files_carry_their_world(tmp_path):
     out = write_demos(DemosConfig(out=str(tmp_path / "demos.jsonl"), n=20, world_seed=2))
     seeds = [json.loads(line)["world_seed"] for line in out.read_text().splitlines()]
     assert seeds and set(seeds) == {2}
+
+
+def test_several_suites_per_pipeline(pipeline_yaml, tmp_path, shared_data):
+    """suite: [gym, xstest]: each stage's eval.json holds both suites' metrics (shared keys of the later suite under
+    `xstest/`), every record its suite; the gym's paired comparison and KL read only the gym's records; the report
+    names both judges."""
+    from alignlab.eval.report import write_report
+    cfg = load_config(PipelineConfig, pipeline_yaml, ["suite=[xstest, gym]", f"eval.data_dir={shared_data}",
+                                                      "eval.judge=strmatch"])
+    metrics = run_pipeline(cfg)
+    sft = metrics["sft"]
+    assert sft["suites"] == ["gym", "xstest"] and set(sft["judge"]) == {"gym", "xstest"}
+    assert {"gold_reward", "refusal_unsafe_rate", "overrefusal_safe_rate"} <= set(sft)
+    assert "refusal_unsafe_rate" in sft["greedy"] and "gold_reward" in sft["greedy"]
+    records = [json.loads(line) for line in (tmp_path / "run" / "sft" / "eval.records.jsonl").read_text().splitlines()]
+    assert {r["suite"] for r in records} == {"gym", "xstest"}
+    assert sum(r["suite"] == "xstest" for r in records) == 12 * (2 + 1)        # 12 prompts × (2 samples + greedy)
+    paired = sft["paired_vs_base"]["gold_reward"]
+    assert paired["items"] == sft["gold_reward_items"] == 12                      # gym items only
+    assert sft["kl_to_" + cfg.stages[2].model] is not None
+    html = write_report(tmp_path / "run").read_text()
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    judge = report["models"][0]["judge"]["name"]
+    assert "(gym)" in judge and "(xstest)" in judge and "refusal_unsafe_rate" in html
+
+
+def test_one_suite_keeps_its_fingerprint_and_leaves_llm_judge_settings_out():
+    """A single suite is fingerprinted as its name (runs made when `suite` was one name are not redone), and the LLM
+    judge's settings only count for the suites that use one."""
+    from alignlab.eval.settings import EvalSettings, settings_read_by
+    assert "judge_endpoint" not in settings_read_by(EvalSettings(), ["gym"])
+    assert "judge_endpoint" in settings_read_by(EvalSettings(), ["gym", "mt_bench"])
+    with pytest.raises(Exception, match="unknown suites"):
+        load_config(PipelineConfig, None, ["suite=[gym, nosuch]"])

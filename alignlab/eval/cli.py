@@ -37,6 +37,30 @@ def run_suites(model, tokenizer, suites: list[str], settings: EvalSettings) -> d
     return {name: importlib.import_module(SUITES[name]).run_suite(model, tokenizer, settings) for name in suites}
 
 
+def merge_suite_metrics(per_suite: dict[str, dict]) -> dict:
+    """Several suites' metrics as one eval object (what a report reads): the gym suite's first, then in order; a key
+    another suite already has is kept as `<suite>/<key>` (the same inside "greedy"); "judge" is the one judge's name,
+    or {suite: judge} when they differ; "suites" lists the suites."""
+    order = sorted(per_suite, key=lambda name: name != "gym")
+    merged: dict = {}
+    greedy: dict = {}
+    judges: dict[str, str] = {}
+    for name in order:
+        for key, value in per_suite[name].items():
+            if key == "judge":
+                judges[name] = value
+            elif key == "greedy" and isinstance(value, dict):
+                for k, v in value.items():
+                    greedy[k if k not in greedy else f"{name}/{k}"] = v
+            else:
+                merged[key if key not in merged else f"{name}/{key}"] = value
+    if greedy:
+        merged["greedy"] = greedy
+    if judges:
+        merged["judge"] = next(iter(judges.values())) if len(set(judges.values())) == 1 else judges
+    return merged | {"suites": order}
+
+
 def load_model(path: str):
     """The one place the eval CLI loads a model and its tokenizer."""
     from alignlab.config import ModelConfig

@@ -37,7 +37,7 @@ def gather_evals(run_dir: Path, evals: list[str]) -> Path:
     """RUN_DIR/metrics.json from `alignlab eval --out` files, one model each: a file of several suites (their
     metrics under each suite's name) is merged into one object, so every trust category can find its metrics; the
     records beside each file are copied to RUN_DIR/NAME/eval.records.jsonl (example responses)."""
-    from alignlab.eval.cli import records_path
+    from alignlab.eval.cli import merge_suite_metrics, records_path
     metrics = {}
     for item in evals:
         name, sep, file = item.partition("=")
@@ -47,10 +47,7 @@ def gather_evals(run_dir: Path, evals: list[str]) -> Path:
         result = json.loads(path.read_text())
         suites = {k: v for k, v in result.items() if k != "settings"}
         if suites and all(isinstance(v, dict) for v in suites.values()):       # several suites in one file
-            merged = {}
-            for suite_metrics in suites.values():
-                merged.update(suite_metrics)
-            result = {**merged, "settings": result.get("settings")}
+            result = {**merge_suite_metrics(suites), "settings": result.get("settings")}
         metrics[name] = result
         if records_path(path).is_file():
             (run_dir / name).mkdir(parents=True, exist_ok=True)

@@ -90,12 +90,14 @@ def check_regression(current: dict, baseline: dict, tolerance: float = DEFAULT_T
 
 def stage_records(run_dir: Path, stage: str, eval_obj: dict) -> list[dict] | None:
     """The gym eval records behind a stage's figures (every seed's, for a stage run over seeds), or None."""
-    if eval_obj.get("judge") != GYM_JUDGE:
+    judge = eval_obj.get("judge")
+    if GYM_JUDGE not in (judge.values() if isinstance(judge, dict) else [judge]):
         return None
     dirs = [Path(d) for d in eval_obj["seed_dirs"]] if "seed_dirs" in eval_obj else [run_dir / stage]
     if not all((d / "eval.records.jsonl").exists() for d in dirs):
         return None
-    return [json.loads(line) for d in dirs for line in (d / "eval.records.jsonl").read_text().splitlines() if line]
+    records = [json.loads(line) for d in dirs for line in (d / "eval.records.jsonl").read_text().splitlines() if line]
+    return [r for r in records if r.get("suite", "gym") == "gym"]      # several suites: records carry their suite
 
 
 def paired_with_baseline(run_dir: Path, metrics: dict, baseline_dir: Path, base: dict) -> dict[str, dict]:
@@ -156,10 +158,16 @@ def read_validation(run_dir: Path, path: str | None) -> tuple[dict, str | None]:
 
 
 def judge_info(eval_obj: dict, validation: dict, source: str | None) -> dict:
-    """{name, note, validation}: who judged a model's responses and how far it can be trusted."""
+    """{name, note, validation}: who judged a model's responses and how far it can be trusted (several suites with
+    different judges: each named with its suite, the notes joined)."""
     if "judge" not in eval_obj:                 # likelihood suites (TruthfulQA MC) score without a judge
         return {"name": "no judge", "validation": None,
                 "note": eval_obj["scoring"] if "scoring" in eval_obj else "scored without a judge"}
+    if isinstance(eval_obj["judge"], dict):
+        parts = {suite: judge_info({"judge": name}, validation, source) for suite, name in eval_obj["judge"].items()}
+        return {"name": "; ".join(f"{info['name']} ({suite})" for suite, info in parts.items()),
+                "note": "; ".join(f"{suite}: {info['note']}" for suite, info in parts.items()),
+                "validation": next((info["validation"] for info in parts.values() if info["validation"]), None)}
     name = eval_obj["judge"]
     if name in JUDGE_NOTES:
         return {"name": name, "note": JUDGE_NOTES[name], "validation": None}

@@ -5,7 +5,7 @@ Each suite module has `run_suite(model, tokenizer, settings: EvalSettings) -> Su
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 # ../shared/data beside the repository, where the published benchmark files are kept (see its README).
@@ -59,6 +59,20 @@ class EvalSettings:
             raise FileNotFoundError(f"{path} not found; pass --data-dir DIR where DIR holds {parts[0]}/ "
                                     f"(the published benchmark files, see ../shared/data/README.md)")
         return path
+
+
+# Settings only the LLM-judged suites read (what a pipeline's stage fingerprint leaves out for other suites).
+LLM_JUDGE_SETTINGS = ("judge_model", "judge_endpoint", "judge_endpoint_model", "judge_api_key_env", "judge_max_tokens",
+                      "alpaca_baseline")
+LLM_JUDGED_SUITES = ("mt_bench", "alpaca_eval")
+
+
+def settings_read_by(settings: EvalSettings, suites: list[str]) -> dict:
+    """The settings that can change the results of `suites`, as plain data."""
+    values = asdict(settings)
+    if not set(suites) & set(LLM_JUDGED_SUITES):
+        values = {k: v for k, v in values.items() if k not in LLM_JUDGE_SETTINGS}
+    return values
 
 
 @dataclass
