@@ -241,7 +241,8 @@ def _loadable(model_dir: str | Path) -> str:
     return str(merged if merged.is_dir() else model_dir)
 
 
-def _evaluated(stage: StageConfig, ctx: Context, out_dir: Path, model: str, kl_reference: str | None = None) -> StageOutput:
+def _evaluated(stage: StageConfig, ctx: Context, out_dir: Path, model: str,
+               kl_reference: str | None = None) -> StageOutput:
     """Evaluate a trained model; with a reference stage (`reference:` or, for trainers, the initial `model:`),
     add `kl_to_<name>`: how far training moved it, in nats per response on the held-out prompts."""
     if not stage.evaluate:
