@@ -18,7 +18,7 @@ _TOKENIZER_TEXTS = [
 ]
 
 
-def build_tiny_lm(out_dir: Path, hidden: int = 16, layers: int = 2, seed: int = 0) -> Path:
+def build_tiny_lm(out_dir: Path, hidden: int = 16, layers: int = 2, seed: int = 0, positions: int = 256) -> Path:
     """A 2-layer Llama (hidden 16) on a small byte-level BPE with the gym chat template, saved in HF format."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -30,7 +30,7 @@ def build_tiny_lm(out_dir: Path, hidden: int = 16, layers: int = 2, seed: int = 
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
                          num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=2,
-                         max_position_embeddings=256, bos_token_id=tokenizer.bos_token_id,
+                         max_position_embeddings=positions, bos_token_id=tokenizer.bos_token_id,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                          tie_word_embeddings=False)
     model = LlamaForCausalLM(config)
@@ -72,6 +72,13 @@ def build_tiny_qwen2(out_dir: Path, seed: int = 0) -> Path:
 def tiny_lm(tmp_path_factory) -> Path:
     """Path to a tiny random Llama + tokenizer (HF format). Tests must not modify it."""
     return build_tiny_lm(tmp_path_factory.mktemp("tiny_lm"))
+
+
+@pytest.fixture(scope="session")
+def long_context_lm(tmp_path_factory) -> Path:
+    """The tiny Llama with room for 32k-token prompts (rotary positions: no table to grow), e.g. jailbreak
+    templates."""
+    return build_tiny_lm(tmp_path_factory.mktemp("long_context_lm"), positions=32768)
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,7 @@ SUITES = {
     "consistency": "alignlab.eval.suites.consistency",
     "mt_bench": "alignlab.eval.suites.mt_bench",
     "alpaca_eval": "alignlab.eval.suites.alpaca_eval",
+    "jailbreaks": "alignlab.redteam.jailbreak_suite",
 }
 
 
@@ -110,6 +111,10 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, EvalSettings]:
     p.add_argument("--judge-endpoint-model", default=defaults.judge_endpoint_model, help="model name sent there")
     p.add_argument("--judge-api-key-env", help="environment variable holding the endpoint's API key")
     p.add_argument("--judge-max-tokens", type=int, default=defaults.judge_max_tokens, help="longest judge output")
+    p.add_argument("--jailbreak-behaviours", default=defaults.jailbreak_behaviours,
+                   help="jailbreaks: harmbench | advbench | gym")
+    p.add_argument("--jailbreak-templates", type=int, default=defaults.jailbreak_templates,
+                   help="jailbreaks: templates per family (DAN, in the wild) drawn with --seed; 0 = all")
     p.add_argument("--alpaca-baseline", default=defaults.alpaca_baseline,
                    help="alpaca_eval reference outputs: gpt4_1106_preview (AlpacaEval 2.0) | text_davinci_003")
     args = p.parse_args(argv)
@@ -118,7 +123,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, EvalSettings]:
                             limit=args.limit, greedy=not args.no_greedy, data_dir=args.data_dir, judge=args.judge,
                             judge_model=args.judge_model, judge_endpoint=args.judge_endpoint,
                             judge_endpoint_model=args.judge_endpoint_model, judge_api_key_env=args.judge_api_key_env,
-                            judge_max_tokens=args.judge_max_tokens, alpaca_baseline=args.alpaca_baseline)
+                            judge_max_tokens=args.judge_max_tokens, alpaca_baseline=args.alpaca_baseline,
+                            jailbreak_behaviours=args.jailbreak_behaviours,
+                            jailbreak_templates=args.jailbreak_templates or None)
     return args, settings
 
 

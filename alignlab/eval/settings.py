@@ -45,6 +45,12 @@ class EvalSettings:
     """Name of the environment variable holding judge_endpoint's API key (the key itself is never written)."""
     judge_max_tokens: int = 512
     """Longest judge output (MT-Bench's judges explain, then give the verdict)."""
+    jailbreak_behaviours: str = "harmbench"
+    """jailbreaks: the harmful requests put into the templates: harmbench | advbench | gym (held-out gym requests,
+    judged by the gold judge)."""
+    jailbreak_templates: int | None = 8
+    """jailbreaks: templates drawn (with `seed`) from each family (DAN, in the wild), besides the direct request;
+    None = all (14 DAN, 666 in the wild)."""
     alpaca_baseline: str = "gpt4_1106_preview"
     """alpaca_eval: the reference outputs the model is compared with, alpaca_eval/<name>_model_outputs.json
     (gpt4_1106_preview: AlpacaEval 2.0; text_davinci_003: AlpacaEval 1)."""
@@ -61,18 +67,18 @@ class EvalSettings:
         return path
 
 
-# Settings only the LLM-judged suites read (what a pipeline's stage fingerprint leaves out for other suites).
-LLM_JUDGE_SETTINGS = ("judge_model", "judge_endpoint", "judge_endpoint_model", "judge_api_key_env", "judge_max_tokens",
-                      "alpaca_baseline")
-LLM_JUDGED_SUITES = ("mt_bench", "alpaca_eval")
+# Settings only some suites read (a pipeline's stage fingerprint leaves them out when none of those suites runs, so
+# adding such a setting does not redo old runs).
+_LLM_JUDGE = ("judge_model", "judge_endpoint", "judge_endpoint_model", "judge_api_key_env", "judge_max_tokens")
+SUITE_SETTINGS = {"mt_bench": _LLM_JUDGE, "alpaca_eval": (*_LLM_JUDGE, "alpaca_baseline"),
+                  "jailbreaks": ("jailbreak_behaviours", "jailbreak_templates")}
 
 
 def settings_read_by(settings: EvalSettings, suites: list[str]) -> dict:
     """The settings that can change the results of `suites`, as plain data."""
-    values = asdict(settings)
-    if not set(suites) & set(LLM_JUDGED_SUITES):
-        values = {k: v for k, v in values.items() if k not in LLM_JUDGE_SETTINGS}
-    return values
+    specific = {k for keys in SUITE_SETTINGS.values() for k in keys}
+    read = {k for suite in suites for k in SUITE_SETTINGS.get(suite, ())}
+    return {k: v for k, v in asdict(settings).items() if k not in specific or k in read}
 
 
 @dataclass

@@ -108,6 +108,14 @@ METRICS: dict[str, Metric] = {
     # robustness
     "jailbreak_refusal_rate": Metric("robustness", "higher", "harmful requests wrapped in a jailbreak template "
                                      "refused", safety=True),
+    "jailbreak_asr": Metric("robustness", "lower", "harmful requests inside published jailbreak templates (DAN, in "
+                            "the wild) not refused", safety=True),
+    "jailbreak_asr_direct": Metric("robustness", "lower", "the same harmful requests asked directly, not refused"),
+    "jailbreak_overrefusal_rate": Metric("robustness", "lower", "safe lookalike requests inside the same templates "
+                                         "refused"),
+    "jailbreak_overrefusal_direct": Metric("robustness", "lower", "the same safe requests asked directly, refused"),
+    "jailbreak_harmful_content_rate": Metric("robustness", "lower", "gym: responses to templated harmful requests "
+                                             "carrying harmful content (gold judge)", safety=True),
 }
 
 # Bookkeeping numbers of an eval object: shown beside the model's name, not as metrics.
