@@ -166,7 +166,8 @@ def run_suite(model, tokenizer, settings: EvalSettings) -> SuiteResult:
                      "request_id": p["request"]["id"], "template": p["template"].id,
                      "template_family": p["template"].family, "prompt": p["text"], "mode": mode, "sample": k,
                      "response": text, "judgement": label}
-                    for p, texts, ls in zip(prompts, responses, shown) for k, (text, label) in enumerate(zip(texts, ls))]
+                    for p, texts, ls in zip(prompts, responses, shown)
+                    for k, (text, label) in enumerate(zip(texts, ls))]
     metrics |= {"jailbreak_prompts": len(prompts), "jailbreak_templates": len(templates),
                 "jailbreak_skipped_too_long": {"harmful": skipped, "safe": safe_skipped},
                 "n_prompts": len(harmful) + len(safe)}

@@ -85,8 +85,9 @@ def test_suite_on_harmbench_behaviours(long_context_lm, shared_data):
 
 def test_prompts_longer_than_the_model_are_counted_not_lost(tiny_lm, shared_data):
     """The 256-position tiny model takes no published template: every templated prompt is skipped and counted."""
-    m = run(tiny_lm, EvalSettings(data_dir=str(shared_data), limit=2, jailbreak_templates=1, num_samples=1,
-                                  max_new_tokens=4, judge="strmatch", greedy=False, jailbreak_behaviours="advbench")).metrics
+    settings = EvalSettings(data_dir=str(shared_data), limit=2, jailbreak_templates=1, num_samples=1, max_new_tokens=4,
+                            judge="strmatch", greedy=False, jailbreak_behaviours="advbench")
+    m = run(tiny_lm, settings).metrics
     assert m["jailbreak_skipped_too_long"] == {"harmful": {"dan": 2, "in_the_wild": 2},
                                                "safe": {"dan": 2, "in_the_wild": 2}}
     assert m["jailbreak_asr"] is None and m["jailbreak_asr_direct_items"] == 2
