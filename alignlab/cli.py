@@ -17,6 +17,7 @@ COMMANDS = {
     "gym": ("alignlab.gym.cli", "the gym: `pretrain` the base model, `preferences`, `demos`"),
     "pipeline": ("alignlab.pipeline", "run the stages of a pipeline YAML in order"),
     "annotate": ("alignlab.annotate.cli", "the human-feedback web platform"),
+    "redteam": ("alignlab.redteam.cli", "attack a model: jailbreak templates, GCG adversarial suffixes"),
 }
 
 
