@@ -10,8 +10,9 @@ Each step:
 2. `search_width` candidates, each the current suffix with `n_replace` positions swapped for one of the `topk`
    tokens of most negative gradient there (special and, by default, non-ASCII tokens excluded; candidates that do
    not survive decode → encode are dropped, since the attack must work as text);
-3. the exact loss of every candidate — and of the current suffix, so the best loss never rises — in batched
-   forward passes; the best becomes the current suffix.
+3. the exact loss of every candidate in batched forward passes; the batch's best becomes the current suffix even
+   when it is worse than the last (the search keeps moving, as in the paper and nanoGCG), and the best suffix seen
+   so far is what the attack returns — its loss never rises between steps.
 With `early_stop`, the search ends once every target is the model's greedy continuation.
 """
 
@@ -73,7 +74,8 @@ class Parts:
 class GCGResult:
     suffix: str
     suffix_ids: list[int]
-    losses: list[float] = field(default_factory=list)      # the current (best) loss after each step; [0] = start
+    losses: list[float] = field(default_factory=list)      # the best loss so far after each step; [0] = start
+    current_losses: list[float] = field(default_factory=list)    # the loss of the step's current suffix
     steps: int = 0
     seconds: float = 0.0
     stopped_early: bool = False
@@ -221,24 +223,32 @@ def run_gcg(model, tokenizer, behaviours: list[Behaviour], cfg: GCGConfig, progr
     generator = torch.Generator().manual_seed(cfg.seed)
     suffix = torch.tensor(initial_suffix(tokenizer, cfg), dtype=torch.long, device=device)
     best = candidate_losses(model, parts_list, suffix.unsqueeze(0), cfg.batch_size)[0].item()
-    result = GCGResult(tokenizer.decode(suffix.tolist()), suffix.tolist(), [best])
+    best_suffix = suffix
+    result = GCGResult(tokenizer.decode(suffix.tolist()), suffix.tolist(), [best], [best])
     started = time.perf_counter()
     for step in range(1, cfg.steps + 1):
         grad = token_gradient(model, parts_list, suffix)
         candidates = sample_candidates(suffix, grad, forbidden, cfg.search_width, cfg.topk, cfg.n_replace, generator)
         candidates = candidates[survives_retokenisation(tokenizer, candidates).to(candidates.device)]
-        candidates = torch.cat([suffix.unsqueeze(0), candidates])           # the current suffix competes too
+        if len(candidates) == 0:                 # every swap re-tokenised differently: try again from the same suffix
+            result.losses.append(best)
+            result.current_losses.append(result.current_losses[-1])
+            result.steps = step
+            continue
         losses = candidate_losses(model, parts_list, candidates, cfg.batch_size)
         i = int(losses.argmin())
-        suffix, best = candidates[i], losses[i].item()
+        suffix, current = candidates[i], losses[i].item()
+        if current < best:
+            best, best_suffix = current, suffix
         result.losses.append(best)
+        result.current_losses.append(current)
         result.steps = step
         if progress is not None:
             progress(step, best)
-        if cfg.early_stop and targets_reached(model, parts_list, suffix):
+        if cfg.early_stop and targets_reached(model, parts_list, best_suffix):
             result.stopped_early = True
             break
-    result.suffix, result.suffix_ids = tokenizer.decode(suffix.tolist()), suffix.tolist()
+    result.suffix, result.suffix_ids = tokenizer.decode(best_suffix.tolist()), best_suffix.tolist()
     result.seconds = time.perf_counter() - started
     return result
 
