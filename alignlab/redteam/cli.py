@@ -4,6 +4,8 @@
               (the same as `alignlab eval --suite jailbreaks`; takes eval's flags)
   gcg         greedy coordinate gradient suffixes (Zou et al. 2023), per behaviour or universal, and their transfer
               to other models
+  finetune    fine-tuning attacks (harmful, identity-shifting, benign data) at several doses: the durability curve
+              of each model, with the data guard and safety mixing as defences
 """
 
 from __future__ import annotations
@@ -176,6 +178,9 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command == "gcg":
         return gcg_main(rest)
+    if command == "finetune":
+        from alignlab.redteam.finetune import main as finetune_main
+        return finetune_main(rest)
     if command == "jailbreaks":
         from alignlab.eval.cli import main as eval_main
         return eval_main(["--suite", "jailbreaks", *rest])
