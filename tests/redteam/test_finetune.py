@@ -4,8 +4,6 @@ safety mixing applied per dose."""
 
 import json
 
-import pytest
-
 from alignlab.data.io import read_sft
 from alignlab.gym.attacks import IDENTITY_SYSTEM, attack_examples
 from alignlab.redteam import guard as guard_module

@@ -50,7 +50,8 @@ def test_token_gradient_matches_finite_differences(gpt2_64):
         step = torch.zeros_like(one_hot)
         step[i, v] = eps
         with torch.no_grad():
-            numeric = (relaxed_loss(model, parts, one_hot + step) - relaxed_loss(model, parts, one_hot - step)) / (2 * eps)
+            up, down = relaxed_loss(model, parts, one_hot + step), relaxed_loss(model, parts, one_hot - step)
+            numeric = (up - down) / (2 * eps)
         # central differences in float64: truncation ~ eps² · f''' (~1e-8 here), rounding ~ 1e-16 · loss / eps
         assert grad[i, v].item() == pytest.approx(numeric.item(), rel=1e-4, abs=1e-11)
     # the step's gradient is that gradient, unit norm per position (one behaviour)
