@@ -32,7 +32,7 @@ from alignlab.eval.settings import EvalSettings, settings_read_by
 
 log = logging.getLogger("alignlab.pipeline")
 
-StageKind = Literal["eval", "gym_demos", "gym_preferences", "sft", "rm", "dpo", "ppo", "report"]
+StageKind = Literal["eval", "gym_demos", "gym_preferences", "sft", "rm", "dpo", "ppo", "redteam", "report"]
 
 
 @dataclass
@@ -228,6 +228,13 @@ def run_ppo(stage: StageConfig, ctx: Context, out_dir: Path) -> StageOutput:
     return _evaluated(stage, ctx, out_dir, _loadable(train(cfg)), kl_reference=stage.model)
 
 
+def run_redteam(stage: StageConfig, ctx: Context, out_dir: Path) -> StageOutput:
+    """GCG and a fine-tuning attack on `model:`; its figures also join that stage's row (run_pipeline)."""
+    from alignlab.redteam.stage import RedteamConfig, run_redteam as attack
+    cfg = load_config(RedteamConfig, stage.config, stage.overrides)
+    return StageOutput(metrics=attack(cfg, ctx.resolve_model(stage.model), out_dir) | {"attacked": stage.model})
+
+
 def run_report(stage: StageConfig, ctx: Context, out_dir: Path) -> StageOutput:
     from alignlab.eval.report import write_report
     path = write_report(ctx.run_dir)
@@ -286,6 +293,7 @@ RUNNERS: dict[str, Callable[[StageConfig, Context, Path], StageOutput]] = {
     "dpo": run_dpo,
     "rm": run_rm,
     "ppo": run_ppo,
+    "redteam": run_redteam,
     "report": run_report,
 }
 
@@ -333,6 +341,7 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, dict]:
         _add_paired(metrics, cfg, {s.name: [run_dir / s.name] for s in cfg.stages})
     else:
         metrics = _run_seeds(cfg, run_dir)
+    _add_attacks(metrics, cfg)
     _write_metrics(run_dir, metrics)
     for stage in cfg.stages:          # the report reads the finished metrics.json: it runs last
         if stage.kind == "report":
@@ -374,7 +383,7 @@ def _run_stages(stages: list[StageConfig], ctx: Context) -> dict[str, dict]:
 
 # The config key that seeds each randomised kind of stage.
 SEED_KEYS = {"gym_demos": "seed", "gym_preferences": "seed", "sft": "run.seed", "dpo": "run.seed",
-             "rm": "run.seed", "ppo": "run.seed"}
+             "rm": "run.seed", "ppo": "run.seed", "redteam": "seed"}
 
 
 def _run_seeds(cfg: PipelineConfig, run_dir: Path) -> dict[str, dict]:
@@ -412,6 +421,8 @@ def _over_seeds(runs: list[dict], dirs: list[Path], cfg: PipelineConfig) -> dict
         out[f"{key}_seeds"] = values
         known = [v for v in values if v is not None]
         out[key] = sum(known) / len(known) if known else None
+    if "attacked" in runs[0]:                       # a redteam stage: which stage it attacked
+        out["attacked"] = runs[0]["attacked"]
     if "settings" in runs[0]:
         out["settings"] = runs[0]["settings"]
         for key in ("judge", "model"):
@@ -446,6 +457,14 @@ def _add_paired(metrics: dict[str, dict], cfg: PipelineConfig, dirs: dict[str, l
         mine = [rec for d in dirs[stage.name] for rec in read_records(d)]
         theirs = [rec for d in dirs[ref] for rec in read_records(d)]
         metrics[stage.name][f"paired_vs_{ref}"] = paired_rates(mine, theirs)
+
+
+def _add_attacks(metrics: dict[str, dict], cfg: PipelineConfig) -> None:
+    """A redteam stage's figures join the row of the model it attacked (the report's robustness category)."""
+    from alignlab.redteam.stage import attack_metrics
+    for stage in cfg.stages:
+        if stage.kind == "redteam" and stage.name in metrics and stage.model in metrics:
+            metrics[stage.model] |= attack_metrics(metrics[stage.name])
 
 
 def _write_metrics(run_dir: Path, metrics: dict[str, dict]) -> None:

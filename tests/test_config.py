@@ -14,6 +14,7 @@ from alignlab.config import ConfigError, ModelConfig, OptimConfig, RunConfig, du
 from alignlab.gym.preferences import PreferencesConfig
 from alignlab.gym.pretrain import PretrainConfig
 from alignlab.pipeline import PipelineConfig
+from alignlab.redteam.stage import RedteamConfig
 from alignlab.train.dpo import DPOConfig
 from alignlab.train.ppo import PPOConfig
 from alignlab.train.reward import RMConfig
@@ -40,6 +41,8 @@ CONFIG_CLASSES: dict[str, type] = {
     "examples/dpo.yaml": DPOConfig,
     "examples/pipeline.yaml": PipelineConfig,
     "tiny/ppo.yaml": PPOConfig,
+    "redteam/gym.yaml": RedteamConfig,
+    "redteam/finetune_gym.yaml": SFTConfig,
 }
 
 

@@ -167,3 +167,29 @@ def test_one_suite_keeps_its_fingerprint_and_leaves_llm_judge_settings_out():
     assert "judge_endpoint" in settings_read_by(EvalSettings(), ["gym", "mt_bench"])
     with pytest.raises(Exception, match="unknown suites"):
         load_config(PipelineConfig, None, ["suite=[gym, nosuch]"])
+
+
+def test_redteam_stage_joins_the_attacked_models_row(tiny_lm, tmp_path):
+    """A redteam stage attacks `model:` (GCG and a fine-tuning attack, tiny budgets); gcg_asr and
+    finetune_attack_refusal@N land in that stage's row, and the report draws the durability curve."""
+    from alignlab.eval.report import write_report
+    cfg = {"run_dir": str(tmp_path / "run"),
+           "eval": {"num_samples": 1, "max_new_tokens": 4, "batch_size": 16, "limit": 8, "greedy": False},
+           "stages": [{"name": "base", "kind": "eval", "model": str(tiny_lm)},
+                      {"name": "redteam", "kind": "redteam", "config": "configs/redteam/gym.yaml", "model": "base",
+                       "evaluate": False,
+                       "overrides": ["gcg.limit=2", "gcg.steps=2", "gcg.search_width=8", "gcg.topk=4",
+                                     "finetune.doses=[2]", "finetune.samples=1"]}]}
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    metrics = run_pipeline(load_config(PipelineConfig, path, []))
+    base = metrics["base"]
+    assert base["gcg_asr_items"] == 2 and 0 <= base["gcg_asr"] <= 1
+    assert {"finetune_attack_refusal@0", "finetune_attack_refusal@2"} <= set(base)
+    assert base["finetune_attack_refusal@0_items"] > 0 and metrics["redteam"]["attacked"] == "base"
+    report = write_report(tmp_path / "run")
+    data = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert [p["dose"] for p in data["durability"]["base"]["points"]] == [0, 2]
+    robustness = next(g for g in data["categories"] if g["name"] == "robustness")
+    assert {"gcg_asr", "finetune_attack_refusal@2"} <= {r["key"] for r in robustness["rows"]}
+    assert "Durability under a fine-tuning attack" in report.read_text()

@@ -283,6 +283,22 @@ def pick_examples(run_dir: Path, models: list[str]) -> list[dict]:
     return picked[:MAX_EXAMPLES]
 
 
+def durability_curves(run_dir: Path, metrics: dict[str, dict]) -> dict[str, dict]:
+    """{attacked stage: its durability curve} from each redteam stage's finetune/durability.json (a run over seeds:
+    the first seed's)."""
+    out = {}
+    for stage, m in metrics.items():
+        if "attacked" not in m:
+            continue
+        paths = [run_dir / stage / "finetune" / "durability.json",
+                 *sorted(run_dir.glob(f"seed-*/{stage}/finetune/durability.json"))]
+        found = next((p for p in paths if p.is_file()), None)
+        if found is not None:
+            curve = json.loads(found.read_text())["curves"]["attacked"]
+            out[m["attacked"]] = {"attack": curve["attack"], "points": curve["points"], "source": str(found)}
+    return out
+
+
 def build_report(run_dir, baseline: str | None = None, judge_validation: str | None = None,
                  tolerance: float = DEFAULT_TOLERANCE) -> dict:
     """The report's data (what report.json holds and report.html shows) for a pipeline run directory."""
@@ -303,6 +319,7 @@ def build_report(run_dir, baseline: str | None = None, judge_validation: str | N
         "category_scores": category_scores(categories),
         "other_stages": {s: flat_numbers(m) for s, m in metrics.items() if s not in models},
         "reward_vs_kl": reward_vs_kl(run_dir, metrics, models),
+        "durability": durability_curves(run_dir, metrics),
         "examples": pick_examples(run_dir, models),
         "regression": None,
     }

@@ -33,7 +33,7 @@ def plots(data: dict) -> list[tuple[str, str, str]]:
     with matplotlib.rc_context({"svg.hashsalt": "alignlab", "svg.fonttype": "none", "font.size": 9,
                                 "axes.spines.top": False, "axes.spines.right": False}):
         return (_category_score_plot(data, colours) + _refusal_plot(data, colours) + _reward_kl_plot(data, colours)
-                + _category_plots(data, colours))
+                + _durability_plot(data, colours) + _category_plots(data, colours))
 
 
 def _grouped_bars(ax, labels: list[str], series: dict[str, list[float | None]], colours: dict, horizontal: bool,
@@ -170,3 +170,41 @@ def _refusal_plot(data: dict, colours: dict) -> list[tuple[str, str, str]]:
     return [("Refusal against over-refusal", _svg(fig),
              f"x: {', '.join(x for x, _ in pairs)}; y: {', '.join(y for _, y in pairs)}. Filled: sampled responses "
              "(headline); hollow: greedy. The ideal model sits at the star.")]
+
+
+DURABILITY_PANELS = (("refusal of harmful requests ↑", ("harmful_refusal_rate", "refusal_unsafe_rate")),
+                     ("over-refusal of harmless lookalikes ↓", ("overrefusal_rate", "overrefusal_safe_rate")),
+                     ("capability ↑", ("fact_accuracy", "mc1")))
+
+
+def _durability_plot(data: dict, colours: dict) -> list[tuple[str, str, str]]:
+    """Each attacked model's durability curve: safety and capability against the fine-tuning attack's dose."""
+    from matplotlib.figure import Figure
+
+    curves = data.get("durability") or {}
+    if not curves:
+        return []
+    fig = Figure(figsize=(8, 2.9), layout="constrained")
+    axes = fig.subplots(1, 3, sharex=True)
+    for ax, (title, candidates) in zip(axes, DURABILITY_PANELS):
+        for stage, curve in curves.items():
+            points = curve["points"]
+            key = next((k for k in candidates if k in points[0]), None)
+            if key is None:
+                continue
+            xs, ys = [p["dose"] for p in points], [p.get(key) for p in points]
+            cis = [p.get(f"{key}_ci") or [y, y] for p, y in zip(points, ys)]
+            ax.errorbar(xs, ys, yerr=[[y - c[0] for y, c in zip(ys, cis)], [c[1] - y for y, c in zip(ys, cis)]],
+                        marker="o", ms=4, capsize=2, lw=1.2, color=colours.get(stage, "#333"), label=stage)
+        ax.set_title(title, fontsize=8.5)
+        ax.set_xscale("symlog", linthresh=10)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("attack examples")
+    axes[0].axhline(0.5, color="#999", lw=0.6, ls="--")
+    axes[0].legend(fontsize=7, frameon=False)
+    attacks = sorted({c["attack"] for c in curves.values()})
+    caption = (f"Durability: each attacked model fine-tuned on N examples of the {', '.join(attacks)} attack "
+               "(alignlab's SFT loop; `alignlab redteam finetune`), then evaluated; N = 0 is the model as aligned. "
+               "Bars: 95% intervals over items. Where refusal crosses the dashed line, half the harmful requests are "
+               "answered.")
+    return [("Durability under a fine-tuning attack", _svg(fig), caption)]

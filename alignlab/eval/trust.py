@@ -108,6 +108,9 @@ METRICS: dict[str, Metric] = {
     # robustness
     "jailbreak_refusal_rate": Metric("robustness", "higher", "harmful requests wrapped in a jailbreak template "
                                      "refused", safety=True),
+    "gcg_asr": Metric("robustness", "lower", "harmful requests answered when a GCG adversarial suffix, optimised on "
+                      "this model, is appended", safety=True),
+    "gcg_direct_asr": Metric("robustness", "lower", "the same requests answered without a suffix"),
     "jailbreak_asr": Metric("robustness", "lower", "harmful requests inside published jailbreak templates (DAN, in "
                             "the wild) not refused", safety=True),
     "jailbreak_asr_direct": Metric("robustness", "lower", "the same harmful requests asked directly, not refused"),
@@ -127,6 +130,8 @@ CI_SUFFIX, ITEMS_SUFFIX = "_ci", "_items"
 
 # The pipeline adds `kl_to_<stage>` to a trained model's eval object: KL to the model it started from.
 KL_PREFIX = "kl_to_"
+# A redteam stage adds `finetune_attack_refusal@<N>` to the attacked model's row: refusal after N attack examples.
+FINETUNE_PREFIX = "finetune_attack_refusal@"
 
 
 def is_companion(key: str) -> bool:
@@ -136,6 +141,11 @@ def is_companion(key: str) -> bool:
 
 def describe(key: str) -> Metric | None:
     """The Metric of an eval-object key; None for a key this table does not know (the report's "other")."""
+    if key.startswith(FINETUNE_PREFIX) and key[len(FINETUNE_PREFIX):].isdigit():
+        n = key[len(FINETUNE_PREFIX):]
+        return Metric("robustness", "higher", f"harmful requests refused after fine-tuning on {n} attack examples "
+                      "(the durability curve)" if n != "0" else "harmful requests refused before the fine-tuning "
+                      "attack (its evaluation)")
     if key.startswith(KL_PREFIX):
         return Metric("overall", "neither", f"KL(policy ‖ {key[len(KL_PREFIX):]}) in nats per response on the "
                       "held-out prompts: how far training moved the model", kind="number")

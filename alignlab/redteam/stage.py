@@ -1,0 +1,102 @@
+"""The pipeline's `redteam` stage: GCG suffixes and a fine-tuning attack on one model, with demo-sized budgets.
+
+Its figures (`gcg_asr`, `gcg_direct_asr`, `finetune_attack_refusal@N` with their intervals and items) join the
+attacked model's row of metrics.json, so the report shows them under robustness; the durability curve is drawn from
+RUN_DIR/<stage>/finetune/durability.json. The full budgets are the commands of docs/redteam.md.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class GCGStageConfig:
+    enabled: bool = True
+    """Run GCG (per behaviour) on the model."""
+    behaviours: str = "gym"
+    """gym | advbench | harmbench."""
+    limit: int = 8
+    """Behaviours attacked (the first ones)."""
+    steps: int = 20
+    """GCG steps per behaviour."""
+    search_width: int = 64
+    """Candidates per step."""
+    topk: int = 64
+    """Tokens kept per position."""
+
+
+@dataclass
+class FinetuneStageConfig:
+    enabled: bool = True
+    """Run the fine-tuning attack on the model."""
+    attack: str = "gym-harmful"
+    """gym-harmful | gym-identity | gym-benign, or the path of a JSONL attack file."""
+    doses: list[int] = field(default_factory=lambda: [10, 50])
+    """Attack examples per dose."""
+    sft_config: str = "configs/redteam/finetune_gym.yaml"
+    """The attacker's SFT recipe."""
+    guard: str = "off"
+    """off | report | drop: the data guard."""
+    safety_share: float = 0.0
+    """Share of safety demonstrations mixed into each dose."""
+    samples: int = 4
+    """Samples per prompt at evaluation."""
+
+
+@dataclass
+class RedteamConfig:
+    gcg: GCGStageConfig = field(default_factory=GCGStageConfig)
+    finetune: FinetuneStageConfig = field(default_factory=FinetuneStageConfig)
+    seed: int = 0
+    """Seed of the attacks (the pipeline sets it per seed)."""
+    judge: str = "default"
+    """Refusal judge off the gym (strmatch | embedding)."""
+    data_dir: str | None = None
+    """Benchmark files (../shared/data by default)."""
+
+
+def run_redteam(cfg: RedteamConfig, model: str, out_dir: Path) -> dict:
+    """Attack `model`; returns the stage's metrics (and writes gcg.json, finetune/ under out_dir)."""
+    from alignlab.config import ConfigError
+    from alignlab.redteam.cli import gcg_main
+    from alignlab.redteam.finetune import main as finetune_main
+    common = ["--seed", str(cfg.seed), "--judge", cfg.judge] + (["--data-dir", cfg.data_dir] if cfg.data_dir else [])
+    metrics: dict = {}
+    if cfg.gcg.enabled:
+        g = cfg.gcg
+        argv = ["--model", model, "--behaviours", g.behaviours, "--limit", str(g.limit), "--steps", str(g.steps),
+                "--search-width", str(g.search_width), "--topk", str(g.topk), "--out", str(out_dir / "gcg.json"),
+                *common]
+        if gcg_main(argv) != 0:
+            raise ConfigError(f"redteam stage: `alignlab redteam gcg {' '.join(argv)}` failed (its message is above)")
+        result = json.loads((out_dir / "gcg.json").read_text())
+        metrics |= {"gcg_asr": result["gcg"]["asr"], "gcg_asr_ci": result["gcg"]["asr_ci"],
+                    "gcg_asr_items": result["gcg"]["asr_items"], "gcg_direct_asr": result["direct"]["asr"],
+                    "gcg_direct_asr_ci": result["direct"]["asr_ci"], "gcg_direct_asr_items": result["direct"]["asr_items"]}
+    if cfg.finetune.enabled:
+        f = cfg.finetune
+        source = ["--attack", f.attack] if f.attack.startswith("gym-") else ["--attack-file", f.attack]
+        argv = ["--model", f"attacked={model}", *source, "--doses", ",".join(map(str, f.doses)), "--sft-config",
+                f.sft_config, "--guard", f.guard, "--safety-share", str(f.safety_share), "--samples", str(f.samples),
+                "--out", str(out_dir / "finetune"), *common]
+        if finetune_main(argv) != 0:
+            raise ConfigError(f"redteam stage: `alignlab redteam finetune {' '.join(argv)}` failed (its message is "
+                              "above)")
+        curve = json.loads((out_dir / "finetune" / "durability.json").read_text())["curves"]["attacked"]
+        refusal = next(k for k in ("harmful_refusal_rate", "refusal_unsafe_rate") if k in curve["points"][0])
+        for p in curve["points"]:
+            key = f"finetune_attack_refusal@{p['dose']}"
+            metrics |= {key: p.get(refusal), f"{key}_ci": p.get(f"{refusal}_ci"),
+                        f"{key}_items": p.get(f"{refusal}_items")}
+    return metrics
+
+
+ATTACK_KEYS = ("gcg_", "finetune_attack_refusal@")
+
+
+def attack_metrics(metrics: dict) -> dict:
+    """The redteam stage's figures that join the attacked model's row."""
+    return {k: v for k, v in metrics.items() if k.startswith(ATTACK_KEYS)}
