@@ -75,7 +75,8 @@ def run_redteam(cfg: RedteamConfig, model: str, out_dir: Path) -> dict:
         result = json.loads((out_dir / "gcg.json").read_text())
         metrics |= {"gcg_asr": result["gcg"]["asr"], "gcg_asr_ci": result["gcg"]["asr_ci"],
                     "gcg_asr_items": result["gcg"]["asr_items"], "gcg_direct_asr": result["direct"]["asr"],
-                    "gcg_direct_asr_ci": result["direct"]["asr_ci"], "gcg_direct_asr_items": result["direct"]["asr_items"]}
+                    "gcg_direct_asr_ci": result["direct"]["asr_ci"],
+                    "gcg_direct_asr_items": result["direct"]["asr_items"]}
     if cfg.finetune.enabled:
         f = cfg.finetune
         source = ["--attack", f.attack] if f.attack.startswith("gym-") else ["--attack-file", f.attack]
