@@ -179,17 +179,18 @@ def test_redteam_stage_joins_the_attacked_models_row(tiny_lm, tmp_path):
                       {"name": "redteam", "kind": "redteam", "config": "configs/redteam/gym.yaml", "model": "base",
                        "evaluate": False,
                        "overrides": ["gcg.limit=2", "gcg.steps=2", "gcg.search_width=8", "gcg.topk=4",
+                                     "jailbreaks.limit=2", "jailbreaks.templates=1", "jailbreaks.samples=1",
                                      "finetune.doses=[2]", "finetune.samples=1"]}]}
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump(cfg))
     metrics = run_pipeline(load_config(PipelineConfig, path, []))
     base = metrics["base"]
-    assert base["gcg_asr_items"] == 2 and 0 <= base["gcg_asr"] <= 1
+    assert base["gcg_asr_items"] == 2 and 0 <= base["gcg_asr"] <= 1 and base["jailbreak_asr_direct_items"] == 2
     assert {"finetune_attack_refusal@0", "finetune_attack_refusal@2"} <= set(base)
     assert base["finetune_attack_refusal@0_items"] > 0 and metrics["redteam"]["attacked"] == "base"
     report = write_report(tmp_path / "run")
     data = json.loads((tmp_path / "run" / "report.json").read_text())
     assert [p["dose"] for p in data["durability"]["base"]["points"]] == [0, 2]
     robustness = next(g for g in data["categories"] if g["name"] == "robustness")
-    assert {"gcg_asr", "finetune_attack_refusal@2"} <= {r["key"] for r in robustness["rows"]}
+    assert {"gcg_asr", "finetune_attack_refusal@2", "jailbreak_asr_direct"} <= {r["key"] for r in robustness["rows"]}
     assert "Durability under a fine-tuning attack" in report.read_text()

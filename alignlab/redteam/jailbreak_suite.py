@@ -66,6 +66,13 @@ def build_prompts(requests: list[dict], kind: str, templates: list[Template], na
                   room: int | None) -> tuple[list[dict], dict[str, int]]:
     """Every request in every template that fits in `room` tokens; (prompts, skipped per family)."""
     prompts, skipped = [], {}
+    if room is not None:              # a template longer than the room on its own is skipped without encoding each
+        too_long = {t.id for t in templates if t.family != "direct"
+                    and len(encode_prompt(user_turn(t.wrap("", name)), tokenizer)) > room}
+        for t in templates:
+            if t.id in too_long:
+                skipped[t.family] = skipped.get(t.family, 0) + len(requests)
+        templates = [t for t in templates if t.id not in too_long]
     for request in requests:
         for template in templates:
             text = template.wrap(request["text"], name)

@@ -1,6 +1,7 @@
-"""The pipeline's `redteam` stage: GCG suffixes and a fine-tuning attack on one model, with demo-sized budgets.
+"""The pipeline's `redteam` stage: the jailbreak suite, GCG suffixes and a fine-tuning attack on one model, with
+demo-sized budgets.
 
-Its figures (`gcg_asr`, `gcg_direct_asr`, `finetune_attack_refusal@N` with their intervals and items) join the
+Its figures (`jailbreak_asr`, `gcg_asr`, `finetune_attack_refusal@N`, … with their intervals and items) join the
 attacked model's row of metrics.json, so the report shows them under robustness; the durability curve is drawn from
 RUN_DIR/<stage>/finetune/durability.json. The full budgets are the commands of docs/redteam.md.
 """
@@ -29,6 +30,20 @@ class GCGStageConfig:
 
 
 @dataclass
+class JailbreakStageConfig:
+    enabled: bool = True
+    """Run the jailbreak suite on the model."""
+    behaviours: str = "gym"
+    """gym | harmbench | advbench."""
+    templates: int = 0
+    """Templates drawn per family; 0 = all (those longer than the model's positions are counted, not asked)."""
+    limit: int | None = None
+    """Requests of each kind (harmful, safe); None = all."""
+    samples: int = 4
+    """Samples per prompt at temperature 1."""
+
+
+@dataclass
 class FinetuneStageConfig:
     enabled: bool = True
     """Run the fine-tuning attack on the model."""
@@ -48,6 +63,7 @@ class FinetuneStageConfig:
 
 @dataclass
 class RedteamConfig:
+    jailbreaks: JailbreakStageConfig = field(default_factory=JailbreakStageConfig)
     gcg: GCGStageConfig = field(default_factory=GCGStageConfig)
     finetune: FinetuneStageConfig = field(default_factory=FinetuneStageConfig)
     seed: int = 0
@@ -65,6 +81,8 @@ def run_redteam(cfg: RedteamConfig, model: str, out_dir: Path) -> dict:
     from alignlab.redteam.finetune import main as finetune_main
     common = ["--seed", str(cfg.seed), "--judge", cfg.judge] + (["--data-dir", cfg.data_dir] if cfg.data_dir else [])
     metrics: dict = {}
+    if cfg.jailbreaks.enabled:
+        metrics |= jailbreak_metrics(cfg, model, out_dir)
     if cfg.gcg.enabled:
         g = cfg.gcg
         argv = ["--model", model, "--behaviours", g.behaviours, "--limit", str(g.limit), "--steps", str(g.steps),
@@ -95,7 +113,22 @@ def run_redteam(cfg: RedteamConfig, model: str, out_dir: Path) -> dict:
     return metrics
 
 
-ATTACK_KEYS = ("gcg_", "finetune_attack_refusal@")
+def jailbreak_metrics(cfg: RedteamConfig, model: str, out_dir: Path) -> dict:
+    """The jailbreak suite's figures on the model (written to out_dir/jailbreaks.json and its records)."""
+    from alignlab.eval.cli import load_model, run_suites, write_results
+    from alignlab.eval.settings import EvalSettings
+    j = cfg.jailbreaks
+    settings = EvalSettings(num_samples=j.samples, seed=cfg.seed, limit=j.limit, greedy=False, data_dir=cfg.data_dir,
+                            judge=cfg.judge, max_new_tokens=48, jailbreak_behaviours=j.behaviours,
+                            jailbreak_templates=j.templates or None)
+    results = run_suites(*load_model(model), ["jailbreaks"], settings)
+    write_results(out_dir / "jailbreaks.json", results, settings)
+    return {k: v for k, v in results["jailbreaks"].metrics.items() if k.startswith("jailbreak_")
+            and not isinstance(v, dict)}
+
+
+ATTACK_KEYS = ("gcg_", "finetune_attack_refusal@", "jailbreak_asr", "jailbreak_overrefusal", "jailbreak_harmful",
+               "jailbreak_prompts")
 
 
 def attack_metrics(metrics: dict) -> dict:
