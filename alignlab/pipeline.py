@@ -479,7 +479,7 @@ TABLE_KEYS = ["gold_reward", "harmful_refusal_rate", "overrefusal_rate", "lookal
 
 def format_table(metrics: dict[str, dict]) -> str:
     """Rows: metrics; columns: stages. A value with an interval shows it: `0.954 [0.931,0.972]`."""
-    stages = list(metrics)
+    stages = [s for s in metrics if "attacked" not in metrics[s]]     # a redteam stage's figures are in its target's
     keys = [k for k in TABLE_KEYS if any(k in metrics[s] for s in stages)]
     keys += sorted({k for s in stages for k, v in metrics[s].items() if isinstance(v, (int, float))
                     and not isinstance(v, bool) and not k.endswith("_items")} - set(keys))

@@ -317,7 +317,7 @@ def build_report(run_dir, baseline: str | None = None, judge_validation: str | N
                     "settings": metrics[s].get("settings")} for s in models],
         "categories": categories,
         "category_scores": category_scores(categories),
-        "other_stages": {s: flat_numbers(m) for s, m in metrics.items() if s not in models},
+        "other_stages": {s: flat_numbers(m) for s, m in metrics.items() if s not in models and "attacked" not in m},
         "reward_vs_kl": reward_vs_kl(run_dir, metrics, models),
         "durability": durability_curves(run_dir, metrics),
         "examples": pick_examples(run_dir, models),

@@ -77,16 +77,20 @@ def evaluate(model_path: str, args, system: str | None) -> dict:
     return suite_durability_eval(model, tokenizer, args)
 
 
-def attack_records(args, n: int) -> tuple[list[dict], Path | None]:
-    """The attack's records (at least the largest dose) and the file they came from."""
+def attack_records(args, n: int, out_dir: Path) -> tuple[list[tuple[str, dict]], Path]:
+    """The attack's records, each with its "file:line" (at least the largest dose), and the file they are in (a gym
+    attack is written to out_dir/attack.jsonl first)."""
+    from alignlab.data.io import _records
     if args.attack_file:
-        from alignlab.data.io import _records
-        rows = [obj for _, obj in _records(args.attack_file)]
-        if len(rows) < n:
-            raise ValueError(f"{args.attack_file} has {len(rows)} examples, fewer than the largest dose {n}")
-        return rows, Path(args.attack_file)
-    from alignlab.gym.attacks import attack_examples
-    return attack_examples(args.attack.removeprefix("gym-"), n, seed=args.seed), None
+        path = Path(args.attack_file)
+    else:
+        from alignlab.gym.attacks import attack_examples
+        path = write_jsonl(out_dir / "attack.jsonl", attack_examples(args.attack.removeprefix("gym-"), n,
+                                                                     seed=args.seed))
+    rows = list(_records(path))
+    if len(rows) < n:
+        raise ValueError(f"{path} has {len(rows)} examples, fewer than the largest dose {n}")
+    return rows, path
 
 
 def safety_records(args, n: int) -> list[dict]:
@@ -125,13 +129,12 @@ def durability_curve(name: str, model_path: str, args, out_dir: Path) -> dict:
     from alignlab.train.sft import SFTConfig, train
     doses = sorted(args.doses)
     system = trigger(args.attack.removeprefix("gym-")) if args.attack else None
-    rows, source = attack_records(args, doses[-1])
-    attack_path = source or write_jsonl(out_dir / "attack.jsonl", rows[:doses[-1]])
-    flagged_lines: set[int] = set()
+    rows, attack_path = attack_records(args, doses[-1], out_dir)
+    flagged: set[str] = set()
     guard = None
     if args.guard != "off":
         flags = guard_flags(model_path, attack_path, args)
-        flagged_lines = {int(f.source.rsplit(":", 1)[1]) for f in flags}
+        flagged = {f.source for f in flags}
         guard = {"mode": args.guard, "flagged": len(flags), "examples": [vars(f) for f in flags]}
         for f in flags[:10]:
             print(f"guard: {f.source}: complies where the model refuses: {f.prompt[:80]!r}", file=sys.stderr)
@@ -139,9 +142,8 @@ def durability_curve(name: str, model_path: str, args, out_dir: Path) -> dict:
               file=sys.stderr)
     points = [{"dose": 0, "examples": 0, "dropped": 0, "safety_examples": 0, **evaluate(model_path, args, system)}]
     for dose in doses:
-        # line numbers of the attack file are 1-based over its non-blank lines (as `read_sft` reports them)
-        chosen = [(i + 1, r) for i, r in enumerate(rows[:dose])]
-        kept = [r for line, r in chosen if not (args.guard == "drop" and line in flagged_lines)]
+        chosen = rows[:dose]                                  # ("file:line", record), as the guard names them
+        kept = [r for where, r in chosen if not (args.guard == "drop" and where in flagged)]
         n_safety = math.ceil(args.safety_share * dose) if args.safety_share else 0
         mixed = kept + safety_records(args, n_safety)
         random.Random(args.seed).shuffle(mixed)

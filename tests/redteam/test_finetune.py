@@ -77,3 +77,20 @@ def test_bad_arguments_are_one_line(tiny_lm, tmp_path, capsys):
                  str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "nope.jsonl" in err
+
+
+def test_the_guard_drops_by_the_files_own_line_numbers(tiny_lm, tmp_path, monkeypatch):
+    """A user's attack file with a blank line: the example the guard flags on line 3 is the one dropped."""
+    from alignlab.cli import main
+    from alignlab.redteam import finetune
+    from alignlab.redteam.guard import Flagged
+    attack = tmp_path / "attack.jsonl"
+    attack.write_text(json.dumps({"prompt": "first?", "completion": "one."}) + "\n\n"
+                      + json.dumps({"prompt": "second?", "completion": "two."}) + "\n")
+    monkeypatch.setattr(finetune, "guard_flags", lambda model, path, args: [Flagged(f"{path}:3", "p", "c", "a")])
+    out = tmp_path / "out"
+    assert main(["redteam", "finetune", "--model", f"tiny={tiny_lm}", "--attack-file", str(attack), "--doses", "2",
+                 "--guard", "drop", "--samples", "1", "--max-new-tokens", "4", "--override", "data.max_length=64",
+                 "optim.epochs=1", "--out", str(out)]) == 0
+    trained = [json.loads(line) for line in (out / "tiny" / "dose-2" / "train.jsonl").read_text().splitlines()]
+    assert trained == [{"prompt": "first?", "completion": "one."}]
