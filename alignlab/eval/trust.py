@@ -122,7 +122,7 @@ METRICS: dict[str, Metric] = {
 }
 
 # Bookkeeping numbers of an eval object: shown beside the model's name, not as metrics.
-COUNTS = ("prompts", "n_prompts", "n_questions", "items")
+COUNTS = ("prompts", "n_prompts", "n_questions", "items", "jailbreak_prompts")
 
 # A metric's companions in an eval object: its 95% interval over items ([lo, hi]) and its number of distinct items.
 CI_SUFFIX, ITEMS_SUFFIX = "_ci", "_items"
