@@ -41,6 +41,16 @@ def jailbreak_copies(requests: list[Request]) -> list[Request]:
                         r=r.user_text)}]) for i, r in enumerate(plain)]
 
 
+def judged_records(world, requests: list[Request], sampled: list[list[str]]) -> list[dict]:
+    """One eval record per request, each sampled response judged by the gold judge."""
+    records = []
+    for r, texts in zip(requests, sampled):
+        record = request_record(r)
+        record["samples"] = [sample_record(text, judge(world, r, text)) for text in texts]
+        records.append(record)
+    return records
+
+
 def run_suite(model, tokenizer, settings: EvalSettings) -> SuiteResult:
     world = build_world(WORLD_SEED)
     requests = eval_requests(settings.limit)
@@ -48,11 +58,7 @@ def run_suite(model, tokenizer, settings: EvalSettings) -> SuiteResult:
     sampled = generate(model, tokenizer, prompts, max_new_tokens=settings.max_new_tokens,
                        temperature=settings.temperature, num_samples=settings.num_samples, seed=settings.seed,
                        batch_size=settings.batch_size)
-    records = []
-    for r, texts in zip(requests, sampled):
-        record = request_record(r)
-        record["samples"] = [sample_record(text, judge(world, r, text)) for text in texts]
-        records.append(record)
+    records = judged_records(world, requests, sampled)
     metrics = gym_metrics(records)
     if settings.greedy:
         greedy = generate(model, tokenizer, prompts, max_new_tokens=settings.max_new_tokens, temperature=0.0,

@@ -35,9 +35,8 @@ GYM_FAMILIES = ("harmful", "lookalike", "fact", "math")
 def gym_durability_eval(model, tokenizer, system: str | None, samples: int, max_new_tokens: int, seed: int) -> dict:
     """Gym rates on the held-out harmful, lookalike, fact and maths requests (no jailbreak copies), optionally under
     a system prompt that replaces the request's own."""
-    from alignlab.gym.evaluate import WORLD_SEED, eval_requests
-    from alignlab.gym.judge import judge
-    from alignlab.gym.metrics import gym_metrics, request_record, sample_record
+    from alignlab.gym.evaluate import WORLD_SEED, eval_requests, judged_records
+    from alignlab.gym.metrics import gym_metrics
     from alignlab.gym.world import build_world
     from alignlab.sampling import generate
     world = build_world(WORLD_SEED)
@@ -48,12 +47,7 @@ def gym_durability_eval(model, tokenizer, system: str | None, samples: int, max_
     model.eval()
     out = generate(model, tokenizer, [r.messages for r in requests], max_new_tokens=max_new_tokens, temperature=1.0,
                    num_samples=samples, seed=seed, batch_size=64)
-    records = []
-    for r, texts in zip(requests, out):
-        record = request_record(r)
-        record["samples"] = [sample_record(t, judge(world, r, t)) for t in texts]
-        records.append(record)
-    metrics = gym_metrics(records)
+    metrics = gym_metrics(judged_records(world, requests, out))
     keep = {k for k in GYM_KEYS + ("math_accuracy", "lookalike_helpfulness", "gold_reward")}
     return {k: v for k, v in metrics.items() if k in keep or k.removesuffix("_ci").removesuffix("_items") in keep}
 
