@@ -185,12 +185,17 @@ def test_redteam_stage_joins_the_attacked_models_row(tiny_lm, tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     metrics = run_pipeline(load_config(PipelineConfig, path, []))
     base = metrics["base"]
-    assert base["gcg_asr_items"] == 2 and 0 <= base["gcg_asr"] <= 1 and base["jailbreak_asr_direct_items"] == 2
+    assert base["gcg_asr_items"] == 2 and 0 <= base["gcg_asr"] <= 1
+    from alignlab.eval.settings import DEFAULT_DATA_DIR
+    if (DEFAULT_DATA_DIR / "jailbreaks").is_dir():
+        assert base["jailbreak_asr_direct_items"] == 2
+    else:                                      # a clone without ../shared: the stage says what it skipped
+        assert "not found" in metrics["redteam"]["jailbreak_skipped"] and "jailbreak_asr" not in base
     assert {"finetune_attack_refusal@0", "finetune_attack_refusal@2"} <= set(base)
     assert base["finetune_attack_refusal@0_items"] > 0 and metrics["redteam"]["attacked"] == "base"
     report = write_report(tmp_path / "run")
     data = json.loads((tmp_path / "run" / "report.json").read_text())
     assert [p["dose"] for p in data["durability"]["base"]["points"]] == [0, 2]
     robustness = next(g for g in data["categories"] if g["name"] == "robustness")
-    assert {"gcg_asr", "finetune_attack_refusal@2", "jailbreak_asr_direct"} <= {r["key"] for r in robustness["rows"]}
+    assert {"gcg_asr", "finetune_attack_refusal@2"} <= {r["key"] for r in robustness["rows"]}
     assert "Durability under a fine-tuning attack" in report.read_text()

@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
@@ -21,10 +22,15 @@ from alignlab.annotate import export, imports, stats, store, tasks
 from alignlab.annotate.db import Database, db_of
 from alignlab.annotate.migrations import migrate
 from alignlab.annotate.schema import CRITERIA, KINDS, ROLE_KINDS, Project, User
+from alignlab.annotate import security
 from alignlab.annotate.security import same_token
 
 HERE = Path(__file__).parent
 COOKIE = "alignlab_session"
+CSRF_COOKIE = "alignlab_csrf"
+"""Anonymous visitors (login and invitation forms) carry their CSRF token in this cookie, not in a stored session:
+a visit that does not log in writes nothing."""
+MAX_ID = 2 ** 63 - 1
 templates = Jinja2Templates(directory=HERE / "templates")   # autoescape on: prompts are shown as text, never HTML
 
 
@@ -43,7 +49,9 @@ class Web:
     csrf: str
 
 
-def create_app(db: str) -> FastAPI:
+def create_app(db: str, trusted_hosts: list[str] | None = None) -> FastAPI:
+    """The app on database `db`. With `trusted_hosts`, a request whose Host header is not one of them is refused (400),
+    so links the app builds (invitations) never point elsewhere; `alignlab annotate serve` always sets them."""
     database = Database(db)
     migrate(database.engine)
     app = FastAPI(title="alignlab annotate", docs_url=None, redoc_url=None)
@@ -54,15 +62,24 @@ def create_app(db: str) -> FastAPI:
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
+        # An id no database column can hold is an id that does not exist (not a 500 from the driver).
+        if any(part.isdigit() and int(part) > MAX_ID for part in request.url.path.split("/")):
+            return (JSONResponse({"error": "not found"}, status_code=404) if request.url.path.startswith("/api/")
+                    else Response("Not found", status_code=404, media_type="text/plain"))
         # No scripts, frames or third-party loads anywhere; no Referer, so invitation links in URLs do not leak.
         response = await call_next(request)
         response.headers["Content-Security-Policy"] = "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
+        if not request.url.path.startswith("/static/"):
+            response.headers["Cache-Control"] = "no-store"        # Back after logout shows nothing private
         return response
 
     from alignlab.annotate.api import router
     app.include_router(router)
+    if trusted_hosts:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=trusted_hosts)
     return app
 
 
@@ -103,12 +120,27 @@ async def form_data(request: Request) -> FormData:
 def web(s: Session, request: Request, form: FormData | None = None, login: bool = True) -> Web:
     """Who is calling; for a POST (`form` given) the CSRF token must match the session's."""
     row = store.find_session(s, request.cookies.get(COOKIE, ""))
-    if form is not None and (row is None or not same_token(str(form.get("csrf_token", "")), row.csrf_token)):
+    expected = row.csrf_token if row else request.cookies.get(CSRF_COOKIE, "")
+    if form is not None and (not expected or not same_token(str(form.get("csrf_token", "")), expected)):
         raise CsrfRejected()
     user = s.get(User, row.user_id) if row and row.user_id else None
     if login and user is None:
         raise LoginRequired()
-    return Web(user, row.csrf_token if row else "")
+    return Web(user, expected)
+
+
+def anonymous_page(request: Request, w: Web, name: str, **context) -> HTMLResponse:
+    """A login or invitation form for a visitor: its CSRF token goes in a cookie, nothing is stored."""
+    if w.csrf:
+        return render(request, name, w, **context)
+    token = security.new_token()
+    response = render(request, name, Web(None, token), **context)
+    response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict")
+    return response
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 def render(request: Request, name: str, w: Web, **context) -> HTMLResponse:
@@ -129,46 +161,110 @@ def _pages(app: FastAPI) -> None:
     def login_page(request: Request):
         with db_of(request).transaction() as s:
             w = web(s, request, login=False)
-            if w.user:
-                return see_other("/")
-            if w.csrf:
-                return render(request, "login.html", w, error=None)
-            token, row = store.start_session(s, None)
-        return set_session_cookie(render(request, "login.html", Web(None, row.csrf_token), error=None), token)
+        if w.user:
+            return see_other("/")
+        return anonymous_page(request, w, "login.html", error=None)
 
     @app.post("/login")
     def login(request: Request, form: FormData = Depends(form_data)):
+        # Three steps, so that the slow password hash runs outside the database's write lock: read the hash (and the
+        # throttle), verify, then start the session or record the failure.
+        email, password, address = str(form.get("email", "")), str(form.get("password", "")), client_address(request)
         with db_of(request).transaction() as s:
             w = web(s, request, form, login=False)
-            user = store.authenticate(s, str(form.get("email", "")), str(form.get("password", "")))
-            if user is None:
+            throttled = store.login_throttled(s, email, address)
+            if throttled:
+                store.audit(s, None, "login_throttled", f"account:{email.strip().lower()}"[:100], address=address)
+            stored = store.password_hash_of(s, email)
+        if throttled:
+            response = render(request, "login.html", w, error="Too many failed logins for this account or from this "
+                              f"address: wait {int(store.LOGIN_WINDOW.total_seconds() // 60)} minutes and try again, "
+                              "or ask an admin to reset your password.")
+            response.status_code = 429
+            return response
+        ok = security.verify_password(stored or security.dummy_hash(), password) and stored is not None
+        with db_of(request).transaction() as s:
+            if not ok:
+                store.record_failed_login(s, email, address)
                 return render(request, "login.html", w, error="Wrong e-mail or password.")
-            store.end_session(s, request.cookies[COOKIE])
+            user = s.scalar(select(User).where(User.email == email.strip().lower()))
+            store.end_session(s, request.cookies.get(COOKIE, ""))
             token, _ = store.start_session(s, user.id)
-            store.audit(s, user.id, "login", f"user:{user.id}")
+            store.audit(s, user.id, "login", f"user:{user.id}", address=address)
         return set_session_cookie(see_other("/"), token)
 
     @app.post("/logout")
     def logout(request: Request, form: FormData = Depends(form_data)):
         with db_of(request).transaction() as s:
             web(s, request, form)
-            store.end_session(s, request.cookies[COOKIE])
+            store.end_session(s, request.cookies.get(COOKIE, ""))
         response = see_other("/login")
         response.delete_cookie(COOKIE)
         return response
+
+    @app.post("/logout-everywhere")
+    def logout_everywhere(request: Request, form: FormData = Depends(form_data)):
+        with db_of(request).transaction() as s:
+            w = web(s, request, form)
+            store.end_all_sessions(s, w.user.id)
+        response = see_other("/login")
+        response.delete_cookie(COOKIE)
+        return response
+
+    @app.post("/password")
+    def change_password(request: Request, form: FormData = Depends(form_data)):
+        with db_of(request).transaction() as s:
+            w = web(s, request, form)
+            store.change_password(s, w.user, str(form.get("current", "")), str(form.get("new", "")),
+                                  keep_session=request.cookies.get(COOKIE, ""))
+            return render(request, "message.html", w, title="Password changed",
+                          message="Your password is changed; your other sessions have ended.", back="/")
+
+    @app.post("/tokens/{token_id}/revoke")
+    def revoke_token(request: Request, token_id: int, form: FormData = Depends(form_data)):
+        with db_of(request).transaction() as s:
+            w = web(s, request, form)
+            store.revoke_api_token(s, w.user, token_id)
+        return see_other("/")
+
+    @app.post("/users/{user_id}/reset-password")
+    def reset_password(request: Request, user_id: int, form: FormData = Depends(form_data)):
+        with db_of(request).transaction() as s:
+            w = web(s, request, form)
+            password = store.reset_password(s, w.user, user_id)
+            return render(request, "message.html", w, title="Password reset",
+                          message=f"The new password of user {user_id} is {password} — hand it over yourself; it is "
+                                  "not shown again. Their sessions have ended.", back="/")
+
+    @app.post("/projects/{project_id}/members/{user_id}")
+    def member(request: Request, project_id: int, user_id: int, form: FormData = Depends(form_data)):
+        with db_of(request).transaction() as s:
+            w = web(s, request, form)
+            role = str(form.get("role", ""))
+            store.set_role(s, w.user, project_id, user_id, None if role == "remove" else role)
+        return see_other(f"/projects/{project_id}")
+
+    @app.post("/projects/{project_id}/invitations/{invitation_id}/revoke")
+    def revoke_invitation(request: Request, project_id: int, invitation_id: int, form: FormData = Depends(form_data)):
+        with db_of(request).transaction() as s:
+            w = web(s, request, form)
+            store.revoke_invitation(s, w.user, project_id, invitation_id)
+        return see_other(f"/projects/{project_id}")
 
     @app.get("/")
     def home(request: Request):
         with db_of(request).transaction() as s:
             w = web(s, request)
-            return render(request, "home.html", w, projects=store.my_projects(s, w.user), api_token=None)
+            return render(request, "home.html", w, projects=store.my_projects(s, w.user), api_token=None,
+                          tokens=store.api_tokens(s, w.user))
 
     @app.post("/tokens")
     def new_api_token(request: Request, form: FormData = Depends(form_data)):
         with db_of(request).transaction() as s:
             w = web(s, request, form)
             token = store.create_api_token(s, w.user, str(form.get("name", "api")))
-            return render(request, "home.html", w, projects=store.my_projects(s, w.user), api_token=token)
+            return render(request, "home.html", w, projects=store.my_projects(s, w.user), api_token=token,
+                          tokens=store.api_tokens(s, w.user))
 
     @app.post("/projects")
     def create_project(request: Request, form: FormData = Depends(form_data)):
@@ -187,7 +283,8 @@ def _pages(app: FastAPI) -> None:
             project = s.get(Project, project_id)
             return render(request, "project.html", w, project=project, role=role, kinds=ROLE_KINDS[role],
                           guideline=store.guideline(s, project).text, invite_link=None,
-                          progress=stats.progress(s, w.user, project_id) if role == "admin" else None)
+                          progress=stats.progress(s, w.user, project_id) if role == "admin" else None,
+                          **_admin_lists(s, w.user, project_id, role))
 
     @app.post("/projects/{project_id}/invite")
     def invite(request: Request, project_id: int, form: FormData = Depends(form_data)):
@@ -198,7 +295,7 @@ def _pages(app: FastAPI) -> None:
             return render(request, "project.html", w, project=project, role="admin", kinds=KINDS,
                           guideline=store.guideline(s, project).text, progress=stats.progress(s, w.user, project_id),
                           invite_link=str(request.url_for("invitation", token=token)),
-                          invite_email=str(form.get("email", "")))
+                          invite_email=str(form.get("email", "")), **_admin_lists(s, w.user, project_id, "admin"))
 
     @app.get("/invite/{token}", name="invitation")
     def invitation_page(request: Request, token: str):
@@ -206,11 +303,7 @@ def _pages(app: FastAPI) -> None:
             inv = store.find_invitation(s, token)
             project = s.get(Project, inv.project_id)
             w = web(s, request, login=False)
-            if w.csrf:
-                return render(request, "invite.html", w, invitation=inv, project=project)
-            cookie, row = store.start_session(s, None)
-        return set_session_cookie(render(request, "invite.html", Web(None, row.csrf_token), invitation=inv,
-                                         project=project), cookie)
+        return anonymous_page(request, w, "invite.html", invitation=inv, project=project)
 
     @app.post("/invite/{token}")
     def accept(request: Request, token: str, form: FormData = Depends(form_data)):
@@ -218,7 +311,7 @@ def _pages(app: FastAPI) -> None:
             web(s, request, form, login=False)
             user, project_id = store.accept_invitation(s, token, str(form.get("name", "")),
                                                        str(form.get("password", "")))
-            store.end_session(s, request.cookies[COOKIE])
+            store.end_session(s, request.cookies.get(COOKIE, ""))
             cookie, _ = store.start_session(s, user.id)
         return set_session_cookie(see_other(f"/projects/{project_id}"), cookie)
 
@@ -333,6 +426,13 @@ def _pages(app: FastAPI) -> None:
         body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
         return Response(body, media_type="application/jsonl", headers={
             "Content-Disposition": f'attachment; filename="project{project_id}-{what}.jsonl"'})
+
+
+def _admin_lists(s: Session, user: User, project_id: int, role: str) -> dict:
+    """The member list and invitations a project admin sees on the project page."""
+    if role != "admin":
+        return {"members": [], "invitations": []}
+    return {"members": store.members(s, user, project_id), "invitations": store.invitations(s, user, project_id)}
 
 
 def _utf8(name: str | None, data: bytes) -> str:

@@ -33,6 +33,11 @@ def parser() -> argparse.ArgumentParser:
     serve = cmd("serve", "run the web app")
     serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback only)")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--public", action="store_true",
+                       help="allow binding a non-loopback address (the platform is then reachable from the network)")
+    serve.add_argument("--trusted-host", action="append", default=[], metavar="NAME",
+                       help="host name people use to reach the server (invitation links are built with it); "
+                            "repeatable; loopback names are always trusted")
     cmd("migrate", "create or upgrade the schema")
     admin = cmd("create-admin", "create a site admin (password from $ALIGNLAB_PASSWORD or a prompt)")
     admin.add_argument("--email", required=True)
@@ -68,13 +73,38 @@ def _user(s, email: str) -> User:
     return user
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def serve_hosts(args) -> list[str] | None:
+    """The Host names the server answers to; None (after saying why) for a non-loopback bind without --public."""
+    import ipaddress
+    try:
+        loopback = args.host == "localhost" or ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not args.public:
+        print(f"alignlab annotate serve: --host {args.host} makes the platform reachable from the network (logins, "
+              "prompts, labels, exports); add --public if that is what you want, and --trusted-host NAME for the "
+              "name people will use", file=sys.stderr)
+        return None
+    if not loopback:
+        print(f"alignlab annotate serve: listening on {args.host}:{args.port}, reachable from the network. Serve it "
+              "behind HTTPS (a reverse proxy): passwords and session cookies cross the wire. Trusted host names: "
+              f"{', '.join(args.trusted_host) or '(none given: only loopback names)'}", file=sys.stderr)
+    return [*LOOPBACK, *args.trusted_host] + ([args.host] if not loopback else [])
+
+
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if args.command == "serve":
         import uvicorn
 
         from alignlab.annotate.app import create_app
-        uvicorn.run(create_app(args.db), host=args.host, port=args.port, log_level="warning")
+        hosts = serve_hosts(args)
+        if hosts is None:
+            return 2
+        uvicorn.run(create_app(args.db, trusted_hosts=hosts), host=args.host, port=args.port, log_level="warning")
         return 0
     db = Database(args.db)
     before = migrate(db.engine)

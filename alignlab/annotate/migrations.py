@@ -28,9 +28,24 @@ def _append_only_audit(op: Operations) -> None:
                     "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()"))
 
 
+def _expiring_tokens_and_invitations(op: Operations) -> None:
+    """API tokens and invitations expire and can be revoked; those made before this step expire a TTL from now."""
+    from datetime import timedelta
+
+    from sqlalchemy import Column, DateTime
+
+    from alignlab.annotate.schema import utcnow
+    for table in ("api_tokens", "invitations"):
+        op.add_column(table, Column("expires_at", DateTime(timezone=True), nullable=True))
+        op.add_column(table, Column("revoked_at", DateTime(timezone=True), nullable=True))
+    for table, days in (("api_tokens", 90), ("invitations", 7)):
+        op.execute(text(f"UPDATE {table} SET expires_at = :at").bindparams(at=utcnow() + timedelta(days=days)))
+
+
 # (version, description, step). Version 1 is the initial schema, which fresh databases get from the models.
 STEPS: list[tuple[int, str, Callable[[Operations], None]]] = [
     (1, "initial schema", lambda op: None),
+    (2, "api tokens and invitations expire and can be revoked", _expiring_tokens_and_invitations),
 ]
 LATEST = STEPS[-1][0]
 

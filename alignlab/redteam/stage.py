@@ -9,8 +9,11 @@ RUN_DIR/<stage>/finetune/durability.json. The full budgets are the commands of d
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+
+log = logging.getLogger("alignlab.pipeline")
 
 
 @dataclass
@@ -82,7 +85,15 @@ def run_redteam(cfg: RedteamConfig, model: str, out_dir: Path) -> dict:
     common = ["--seed", str(cfg.seed), "--judge", cfg.judge] + (["--data-dir", cfg.data_dir] if cfg.data_dir else [])
     metrics: dict = {}
     if cfg.jailbreaks.enabled:
-        metrics |= jailbreak_metrics(cfg, model, out_dir)
+        from alignlab.eval.settings import EvalSettings
+        from alignlab.redteam.jailbreaks import DAN_DIR
+        templates = EvalSettings(data_dir=cfg.data_dir).data_root().joinpath(*DAN_DIR)
+        if templates.is_dir():
+            metrics |= jailbreak_metrics(cfg, model, out_dir)
+        else:                 # a clone without ../shared/data: the other attacks still run, and the skip is said
+            metrics["jailbreak_skipped"] = (f"{templates} not found: the jailbreak suite needs the published "
+                                            "templates; set data_dir in the redteam config")
+            log.warning("redteam: %s", metrics["jailbreak_skipped"])
     if cfg.gcg.enabled:
         g = cfg.gcg
         argv = ["--model", model, "--behaviours", g.behaviours, "--limit", str(g.limit), "--steps", str(g.steps),

@@ -134,14 +134,24 @@ def test_passwords_are_stored_hashed(app, world):
 
 
 def test_session_cookie_is_httponly_and_rotated_at_login(app, world):
+    """A visitor's login form stores nothing (its CSRF token is a cookie); the session cookie is made at login, new
+    whatever session cookie the browser brought (fixation)."""
     client = TestClient(app)
+    with app.state.db.transaction() as s:
+        sessions_before = s.scalar(select(func.count()).select_from(WebSession))
+    client.cookies.set("alignlab_session", "planted-by-an-attacker")
     r = client.get("/login")
-    anonymous = client.cookies["alignlab_session"]
-    assert "httponly" in r.headers["set-cookie"].lower() and "samesite=lax" in r.headers["set-cookie"].lower()
-    client.post("/login", data={"email": "admin@lab.org", "password": PASSWORD,
-                                "csrf_token": form_value(r.text, "csrf_token")})
-    assert client.cookies["alignlab_session"] != anonymous, "session id must change at login (fixation)"
-    assert client.get("/").status_code == 200
+    r = client.get("/login")
+    with app.state.db.transaction() as s:
+        assert s.scalar(select(func.count()).select_from(WebSession)) == sessions_before, "an anonymous GET wrote"
+    r = client.post("/login", data={"email": "admin@lab.org", "password": PASSWORD,
+                                    "csrf_token": form_value(client.get("/login").text, "csrf_token")},
+                    follow_redirects=False)
+    cookie = r.headers["set-cookie"].lower()
+    assert "alignlab_session=" in cookie and "httponly" in cookie and "samesite=lax" in cookie
+    assert "planted-by-an-attacker" not in cookie, "session id must change at login"
+    client.cookies.delete("alignlab_session", domain="")            # the planted one; the real one stays
+    assert client.get("/").url.path == "/"
 
 
 def test_pages_forbid_scripts_framing_and_referers(app, world):

@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from alignlab.annotate import imports, store, tasks
 from alignlab.annotate.db import Database
 from alignlab.annotate.migrations import LATEST, migrate
-from alignlab.annotate.schema import AuditEntry, Base, Item, Label, Project, User
+from alignlab.annotate.schema import ApiToken, AuditEntry, Base, Item, Label, Project, User
 
 from annotate_fixtures import PASSWORD, jsonl, rank_records
 
@@ -173,3 +173,23 @@ def test_malformed_upload_through_the_page_is_refused_whole(app, world):
     assert r.status_code == 400 and "bin.jsonl: not UTF-8" in r.text
     with app.state.db.transaction() as s:
         assert s.scalar(select(func.count()).select_from(Item)) == 10   # the fixture's items only
+
+
+def test_a_version_1_database_gains_expiring_tokens_and_invitations(database):
+    """Upgrade path: a database made before step 2 (its columns dropped, stamped 1) gets the columns, and its old
+    tokens and invitations an expiry instead of living for ever."""
+    migrate(database.engine)
+    with database.transaction() as s:
+        admin = store.create_user(s, "a@b.org", "A", PASSWORD, is_admin=True)
+        token = store.create_api_token(s, admin, "old")
+    with database.engine.begin() as conn:
+        for table in ("api_tokens", "invitations"):
+            for column in ("expires_at", "revoked_at"):
+                conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+        conn.execute(text("DELETE FROM schema_migrations"))
+        conn.execute(text("INSERT INTO schema_migrations VALUES (1, 'initial schema')"))
+    assert migrate(database.engine) == 1
+    with database.transaction() as s:
+        assert store.user_for_api_token(s, token).email == "a@b.org"     # still works, now with an expiry
+        row = s.scalar(select(ApiToken))
+        assert row.expires_at is not None and row.revoked_at is None
