@@ -37,10 +37,23 @@ def progress(s: Session, user: User, project_id: int) -> dict:
 
 
 def _verdicts(s: Session, project_id: int):
-    """(user name, item, label) for rank/pairwise/blind labels."""
-    return s.execute(select(User.name, Item, Label).join(Label, Label.item_id == Item.id)
-                     .join(User, User.id == Label.user_id)
-                     .where(Item.project_id == project_id, Item.kind.in_(("rank", "pairwise", "blind")))).all()
+    """(annotator, item, label) for rank/pairwise/blind labels; the annotator is "name (e-mail)": one per account,
+    even when two people share a display name."""
+    return [(f"{u.name} ({u.email})", item, label) for u, item, label in s.execute(
+        select(User, Item, Label).join(Label, Label.item_id == Item.id).join(User, User.id == Label.user_id)
+        .where(Item.project_id == project_id, Item.kind.in_(("rank", "pairwise", "blind")))).all()]
+
+
+def undefined_reason(labels: dict[str, dict]) -> str | None:
+    """Why agreement beyond chance cannot be computed on these labels (None when it can)."""
+    items = [i for i in {i for per in labels.values() for i in per}
+             if sum(i in per for per in labels.values()) >= 2]
+    if not items:
+        return "no item has labels from two annotators yet"
+    values = {per[i] for per in labels.values() for i in items if i in per}
+    if len(values) == 1:
+        return "every label on the shared items is the same, so agreement beyond chance is undefined"
+    return None
 
 
 def _nominal(kind: str, payload: dict) -> dict[str, object]:
@@ -69,8 +82,16 @@ def agreement(s: Session, user: User, project_id: int) -> dict:
             continue
         for question, value in _gold_nominal(item.kind, item.gold).items():
             vs_gold[name].append((mine[question], value))
-    per_question = {q: agreement_per_annotator({a: dict(v) for a, v in per.items()})
-                    for q, per in sorted(labels.items()) if len(per) >= 2}
+    per_question = {}
+    for q, per in sorted(labels.items()):
+        if len(per) < 2:
+            continue
+        result = agreement_per_annotator({a: dict(v) for a, v in per.items()})
+        overall = result["overall"]
+        if overall["krippendorff_alpha"] is not None and math.isnan(overall["krippendorff_alpha"]):
+            overall["krippendorff_alpha"] = None
+        overall["undefined_because"] = undefined_reason(per)
+        per_question[q] = result
     gold = {}
     for name, pairs in sorted(vs_gold.items()):
         theirs, truth = [p[0] for p in pairs], [p[1] for p in pairs]

@@ -82,7 +82,8 @@ def shown_order(project: Project, user_id: int, item_id: int, k: int) -> list[in
 
 def next_item(s: Session, user: User, project_id: int, kind: str) -> Item | None:
     """The caller's open assignment of this kind, or a new one: an item they have not seen whose live assignments
-    are below the project's overlap (gold items go to everyone), in the caller's own random order."""
+    are below the project's overlap (gold items go to everyone) — items others already hold first, then in the
+    caller's own random order."""
     if kind not in KINDS or kind == "demo" or kind not in ROLE_KINDS[role_in(s, user, project_id)]:
         raise NotFound(f"{kind} tasks in project {project_id}")
     # Lock the project row so two annotators cannot both take an item's last slot (PostgreSQL; SQLite's
@@ -102,12 +103,18 @@ def next_item(s: Session, user: User, project_id: int, kind: str) -> Item | None
                           .group_by(Assignment.item_id)).all())
     mine = set(s.scalars(select(Assignment.item_id).join(Item, Item.id == Assignment.item_id)
                          .where(Item.project_id == project_id, Item.kind == kind, Assignment.user_id == user.id)))
-    ids = [item_id for item_id, gold in s.execute(select(Item.id, Item.gold.is_not(None))
-                                                  .where(Item.project_id == project_id, Item.kind == kind))
-           if item_id not in mine and (gold or held.get(item_id, 0) < project.overlap)]
+    gold_ids, ids = set(), []
+    for item_id, gold in s.execute(select(Item.id, Item.gold.is_not(None))
+                                   .where(Item.project_id == project_id, Item.kind == kind)):
+        if item_id not in mine and (gold or held.get(item_id, 0) < project.overlap):
+            ids.append(item_id)
+            if gold:
+                gold_ids.add(item_id)
     if not ids:
         return None
-    item_id = min(ids, key=lambda i: _order_key(project, user.id, i))
+    # Items someone has already taken first (their overlap fills, so agreement is measurable early), then the
+    # caller's own random order; gold items count as untaken.
+    item_id = min(ids, key=lambda i: (-(0 if i in gold_ids else held.get(i, 0)), _order_key(project, user.id, i)))
     s.add(Assignment(item_id=item_id, user_id=user.id))
     audit(s, user.id, "assign", f"item:{item_id}")
     return s.get(Item, item_id)

@@ -40,8 +40,9 @@ def test_agreement_and_gold_accuracy(app, world):
     rank = result["questions"]["rank/best"]
     assert rank["overall"]["n_items"] == 4
     assert rank["overall"]["mean_pairwise_kappa"] == pytest.approx(0.5)
-    assert rank["annotators"]["ann1"]["mean_kappa"] == pytest.approx(0.5)
-    assert result["gold"]["ann1"]["accuracy"] == 1.0 and result["gold"]["ann2"]["accuracy"] == 0.5
+    assert rank["annotators"]["ann1 (ann1@lab.org)"]["mean_kappa"] == pytest.approx(0.5)
+    assert result["gold"]["ann1 (ann1@lab.org)"]["accuracy"] == 1.0
+    assert result["gold"]["ann2 (ann2@lab.org)"]["accuracy"] == 0.5
     assert progress["kinds"]["rank"] == {"items": 4, "gold_items": 2, "labels": 12, "target": 8}
     people = {p["name"]: p["labels"] for p in progress["people"]}
     assert people["ann1"] == {"rank": 6} and people["pro"] == {}
@@ -79,3 +80,38 @@ def test_stats_page_renders(app, world):
     r = admin.get(f"/projects/{world['project']}/stats")
     assert r.status_code == 200 and "Blind evaluation leaderboard" in r.text
     assert admin.get(f"/projects/{world['project']}/stats", criterion="x' OR 1=1").status_code == 400
+
+
+def test_two_people_with_one_name_stay_two_annotators_and_undefined_agreement_says_why(app, world):
+    """ann1 and ann2 both called "Ann": agreement keeps them apart. Both pick answer 0 everywhere: α and κ are
+    undefined (no variation), shown as — with the reason, not as nan."""
+    with app.state.db.transaction() as s:
+        for who in ("ann1", "ann2"):
+            s.get(User, world[who]).name = "Ann"
+        for who in ("ann1", "ann2"):
+            work_queue(s, s.get(User, world[who]), world["project"], "rank",
+                       lambda item, shown: {"ranking": [0, 1, 2, 3]})
+        result = stats.agreement(s, s.get(User, world["admin"]), world["project"])
+    rank = result["questions"]["rank/best"]
+    assert set(rank["annotators"]) == {"Ann (ann1@lab.org)", "Ann (ann2@lab.org)"}
+    assert rank["overall"]["krippendorff_alpha"] is None and "same" in rank["overall"]["undefined_because"]
+    page = Page(app, "admin@lab.org").get(f"/projects/{world['project']}/stats").text
+    assert "nan" not in page and "agreement beyond chance is undefined" in page
+
+
+def test_queues_fill_overlap_first(app, world):
+    """With overlap 2, the second annotator is handed the items the first already holds, so every item ann1
+    labelled gets its second label before any fresh item is opened."""
+    with app.state.db.transaction() as s:
+        ann1, ann2 = s.get(User, world["ann1"]), s.get(User, world["ann2"])
+        taken = []
+        for _ in range(2):
+            item = tasks.next_item(s, ann1, world["project"], "rank")
+            tasks.submit_label(s, ann1, item.id, {"ranking": [0, 1, 2, 3]}, f"a-{item.id}")
+            taken.append(item.id)
+        second = []
+        for _ in range(2):
+            item = tasks.next_item(s, ann2, world["project"], "rank")
+            tasks.submit_label(s, ann2, item.id, {"ranking": [0, 1, 2, 3]}, f"b-{item.id}")
+            second.append(item.id)
+    assert sorted(second) == sorted(taken)
