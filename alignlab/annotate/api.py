@@ -80,6 +80,26 @@ def label(request: Request, item_id: int, body: LabelIn) -> dict:
         return {"label_id": row.id, "created": created}
 
 
+@router.delete("/items/{item_id}/label")
+def withdraw(request: Request, item_id: int) -> dict:
+    """The caller takes back their label while the item is open."""
+    with db_of(request).transaction() as s:
+        tasks.withdraw_label(s, api_user(s, request), item_id)
+        return {"withdrawn": True}
+
+
+class VoidIn(BaseModel):
+    reason: str
+
+
+@router.post("/labels/{label_id}/void")
+def void(request: Request, label_id: int, body: VoidIn) -> dict:
+    """A project admin removes a label; the audit log keeps it, its author and the reason."""
+    with db_of(request).transaction() as s:
+        tasks.void_label(s, api_user(s, request), label_id, body.reason)
+        return {"voided": True}
+
+
 @router.post("/projects/{project_id}/requests")
 def post_request(request: Request, project_id: int, body: RequestIn) -> dict:
     new = imports.item_from_record(f"api:{body.request_key}", {"prompt": body.prompt, "responses": body.responses},
@@ -98,7 +118,7 @@ def item_labels(request: Request, item_id: int) -> dict:
         item, labels = tasks.item_labels(s, user, item_id)
         project = s.get(Project, item.project_id)
         return {"item_id": item.id, "kind": item.kind, "rank_mode": project.rank_mode, "overlap": project.overlap,
-                "labels": labels}
+                "labels": [label.payload for label in labels], "label_ids": [label.id for label in labels]}
 
 
 @router.get("/projects/{project_id}/export/{what}")

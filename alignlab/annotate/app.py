@@ -399,6 +399,13 @@ def _pages(app: FastAPI) -> None:
             tasks.submit_label(s, w.user, item_id, payload, str(form.get("client_id", "")))
         return see_other(f"/projects/{t.project.id}/next/{t.item.kind}")
 
+    @app.post("/items/{item_id}/withdraw")
+    def withdraw(request: Request, item_id: int, form: FormData = Depends(form_data)):
+        with db_of(request).transaction() as s:
+            w = web(s, request, form)
+            tasks.withdraw_label(s, w.user, item_id)
+        return see_other(f"/items/{item_id}")
+
     @app.get("/projects/{project_id}/items")
     def items_page(request: Request, project_id: int, q: str = "", kind: str = ""):
         with db_of(request).transaction() as s:

@@ -176,6 +176,37 @@ def submit_label(s: Session, user: User, item_id: int, payload: dict, client_id:
     return label, True
 
 
+def withdraw_label(s: Session, user: User, item_id: int) -> None:
+    """The author takes their label back while the item is still open (fewer labels than the project's overlap;
+    a gold item stays open). The assignment stays: the item is back in their queue to label again."""
+    t = task(s, user, item_id)
+    if t.label is None:
+        raise InvalidInput(f"you have no label on item {item_id} to withdraw")
+    labels = s.scalar(select(func.count()).select_from(Label).where(Label.item_id == item_id))
+    if t.item.gold is None and labels >= t.project.overlap:
+        raise InvalidInput(f"item {item_id} has all its {t.project.overlap} labels and is closed; ask a project "
+                           "admin to void your label")
+    audit(s, user.id, "withdraw_label", f"item:{item_id}", payload=t.label.payload)
+    s.delete(t.label)
+
+
+def void_label(s: Session, admin: User, label_id: int, reason: str) -> None:
+    """A project admin removes a bad label (its payload, author and the reason stay in the audit log); the author's
+    assignment goes too, so the slot opens for anyone."""
+    label = s.get(Label, label_id)
+    if label is None:
+        raise NotFound(f"label {label_id}")
+    item = s.get(Item, label.item_id)
+    require_admin(s, admin, item.project_id)
+    if not reason.strip():
+        raise InvalidInput("say why the label is voided (it is kept in the audit log)")
+    audit(s, admin.id, "void_label", f"item:{item.id}", label=label_id, author=label.user_id, payload=label.payload,
+          reason=reason.strip()[:500])
+    for a in s.scalars(select(Assignment).where(Assignment.item_id == item.id, Assignment.user_id == label.user_id)):
+        s.delete(a)
+    s.delete(label)
+
+
 def validate_payload(kind: str, rank_mode: str, k: int, payload: dict) -> dict:
     """The stored label shapes (candidate indices are in import order):
     edit {"answer": str}; rank {"ranking": [best, …, worst]} or, in best-of-K mode, {"best": i};
@@ -231,11 +262,10 @@ def add_request(s: Session, user: User, project_id: int, new: NewItem) -> Item:
     return found if found is not None else add_items(s, user, project_id, [new])[0]
 
 
-def item_labels(s: Session, user: User, item_id: int) -> tuple[Item, list[dict]]:
-    """Admin view of the labels on one item (for machines waiting for human verdicts)."""
+def item_labels(s: Session, user: User, item_id: int) -> tuple[Item, list[Label]]:
+    """Admin view of the labels on one item (for machines waiting for human verdicts, and voiding a bad one)."""
     item = s.get(Item, item_id)
     if item is None:
         raise NotFound(f"item {item_id}")
     require_admin(s, user, item.project_id)
-    return item, [label.payload for label in s.scalars(select(Label).where(Label.item_id == item_id)
-                                                       .order_by(Label.id))]
+    return item, list(s.scalars(select(Label).where(Label.item_id == item_id).order_by(Label.id)))
