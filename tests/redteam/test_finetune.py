@@ -94,3 +94,21 @@ def test_the_guard_drops_by_the_files_own_line_numbers(tiny_lm, tmp_path, monkey
                  "optim.epochs=1", "--out", str(out)]) == 0
     trained = [json.loads(line) for line in (out / "tiny" / "dose-2" / "train.jsonl").read_text().splitlines()]
     assert trained == [{"prompt": "first?", "completion": "one."}]
+
+
+def test_durability_on_real_benchmarks(tiny_lm, shared_data, tmp_path):
+    """--eval suites: refusal and over-refusal from XSTest, capability from TruthfulQA MC1, for a user's own attack
+    file (not the gym's)."""
+    from alignlab.cli import main
+    attack = tmp_path / "attack.jsonl"
+    attack.write_text("".join(json.dumps({"prompt": f"question {i}?", "completion": f"answer {i}."}) + "\n"
+                              for i in range(3)))
+    out = tmp_path / "out"
+    assert main(["redteam", "finetune", "--model", f"tiny={tiny_lm}", "--attack-file", str(attack), "--doses", "3",
+                 "--eval", "suites", "--limit", "4", "--samples", "1", "--max-new-tokens", "4", "--judge", "strmatch",
+                 "--data-dir", str(shared_data), "--override", "data.max_length=64", "optim.epochs=1",
+                 "--out", str(out)]) == 0
+    curve = json.loads((out / "durability.json").read_text())["curves"]["tiny"]
+    for point in curve["points"]:
+        assert {"refusal_unsafe_rate", "overrefusal_safe_rate", "mc1"} <= set(point)
+    assert set(curve["metrics"]) == {"finetune_attack_refusal@0", "finetune_attack_refusal@3"}
