@@ -103,7 +103,7 @@ async def annotator(url: str, project_id: int, token: str, stats: dict) -> None:
                 await asyncio.sleep(0.2)
 
         while True:
-            task = (await call("GET", f"/api/v1/projects/{project_id}/next/rank")).json()["task"]
+            task = (await call("POST", f"/api/v1/projects/{project_id}/next/rank")).json()["task"]
             if task is None:
                 return
             client_id = f"{token[:8]}-{task['item_id']}"

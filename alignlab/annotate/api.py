@@ -57,7 +57,20 @@ def projects(request: Request) -> list[dict]:
 
 
 @router.get("/projects/{project_id}/next/{kind}")
+def open_task(request: Request, project_id: int, kind: str) -> dict:
+    """Writes nothing: the caller's open task of this kind, or null with whether one is waiting (POST takes it)."""
+    with db_of(request).transaction() as s:
+        user = api_user(s, request)
+        item = tasks.next_item(s, user, project_id, kind, take=False)
+        try:
+            return {"task": None if item is None else task_json(tasks.task(s, user, item.id))}
+        except store.NotFound:                      # waiting, not yet the caller's
+            return {"task": None, "available": True}
+
+
+@router.post("/projects/{project_id}/next/{kind}")
 def next_task(request: Request, project_id: int, kind: str) -> dict:
+    """Take the next task of this kind (or get back the open one): {"task": ... or null}."""
     with db_of(request).transaction() as s:
         user = api_user(s, request)
         item = tasks.next_item(s, user, project_id, kind)

@@ -371,16 +371,24 @@ def _pages(app: FastAPI) -> None:
         return see_other(f"/projects/{project_id}/write?saved=1")
 
     @app.get("/projects/{project_id}/next/{kind}")
-    def next_task(request: Request, project_id: int, kind: str):
+    def next_task_page(request: Request, project_id: int, kind: str):
+        """Writes nothing: the open task, a button that takes the next one, or "queue empty"."""
         with db_of(request).transaction() as s:
             w = web(s, request)
+            item = tasks.next_item(s, w.user, project_id, kind, take=False)
+            project = s.get(Project, project_id)
+            if item is None:
+                return _queue_empty(request, w, project, kind)
+            return render(request, "next.html", w, project=project, kind=kind)
+
+    @app.post("/projects/{project_id}/next/{kind}")
+    def next_task(request: Request, project_id: int, kind: str, form: FormData = Depends(form_data)):
+        with db_of(request).transaction() as s:
+            w = web(s, request, form)
             item = tasks.next_item(s, w.user, project_id, kind)
             if item is not None:
                 return see_other(f"/items/{item.id}")
-            project = s.get(Project, project_id)
-            return render(request, "message.html", w, title="Queue empty",
-                          message=f"No {kind} tasks are waiting for you in {project.name}. Thank you!",
-                          back=f"/projects/{project_id}")
+            return _queue_empty(request, w, s.get(Project, project_id), kind)
 
     @app.get("/items/{item_id}")
     def item_page(request: Request, item_id: int):
@@ -397,7 +405,8 @@ def _pages(app: FastAPI) -> None:
             t = tasks.task(s, w.user, item_id)
             payload = payload_from_form(t, form)
             tasks.submit_label(s, w.user, item_id, payload, str(form.get("client_id", "")))
-        return see_other(f"/projects/{t.project.id}/next/{t.item.kind}")
+            following = tasks.next_item(s, w.user, t.project.id, t.item.kind)      # a POST: taking the next is fine
+        return see_other(f"/items/{following.id}" if following else f"/projects/{t.project.id}/next/{t.item.kind}")
 
     @app.post("/items/{item_id}/withdraw")
     def withdraw(request: Request, item_id: int, form: FormData = Depends(form_data)):
@@ -433,6 +442,12 @@ def _pages(app: FastAPI) -> None:
         body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
         return Response(body, media_type="application/jsonl", headers={
             "Content-Disposition": f'attachment; filename="project{project_id}-{what}.jsonl"'})
+
+
+def _queue_empty(request: Request, w: Web, project: Project, kind: str) -> HTMLResponse:
+    return render(request, "message.html", w, title="Queue empty",
+                  message=f"No {kind} tasks are waiting for you in {project.name}. Thank you!",
+                  back=f"/projects/{project.id}")
 
 
 def _admin_lists(s: Session, user: User, project_id: int, role: str) -> dict:

@@ -80,15 +80,16 @@ def shown_order(project: Project, user_id: int, item_id: int, k: int) -> list[in
     return order
 
 
-def next_item(s: Session, user: User, project_id: int, kind: str) -> Item | None:
+def next_item(s: Session, user: User, project_id: int, kind: str, take: bool = True) -> Item | None:
     """The caller's open assignment of this kind, or a new one: an item they have not seen whose live assignments
     are below the project's overlap (gold items go to everyone) — items others already hold first, then in the
-    caller's own random order."""
+    caller's own random order. With take=False nothing is written: the item that would be handed out, or None."""
     if kind not in KINDS or kind == "demo" or kind not in ROLE_KINDS[role_in(s, user, project_id)]:
         raise NotFound(f"{kind} tasks in project {project_id}")
     # Lock the project row so two annotators cannot both take an item's last slot (PostgreSQL; SQLite's
     # BEGIN IMMEDIATE already serialises writers).
-    project = s.scalar(select(Project).where(Project.id == project_id).with_for_update())
+    query = select(Project).where(Project.id == project_id)
+    project = s.scalar(query.with_for_update() if take else query)
     has_label = exists().where(Label.item_id == Assignment.item_id, Label.user_id == Assignment.user_id)
     open_one = s.scalar(select(Item).join(Assignment, Assignment.item_id == Item.id)
                         .where(Item.project_id == project_id, Item.kind == kind, Assignment.user_id == user.id,
@@ -115,6 +116,8 @@ def next_item(s: Session, user: User, project_id: int, kind: str) -> Item | None
     # Items someone has already taken first (their overlap fills, so agreement is measurable early), then the
     # caller's own random order; gold items count as untaken.
     item_id = min(ids, key=lambda i: (-(0 if i in gold_ids else held.get(i, 0)), _order_key(project, user.id, i)))
+    if not take:
+        return s.get(Item, item_id)
     s.add(Assignment(item_id=item_id, user_id=user.id))
     audit(s, user.id, "assign", f"item:{item_id}")
     return s.get(Item, item_id)

@@ -100,7 +100,7 @@ def test_rank_dropdowns_start_in_display_order(app, world):
 
     from annotate_fixtures import Page
     page = Page(app, "ann1@lab.org")
-    r = page.get(f"/projects/{world['project']}/next/rank")
+    r = page.post(f"/projects/{world['project']}/next/rank")
     selected = re.findall(r'<option value="(\d)" selected>', r.text)
     assert selected == ["1", "2", "3", "4"]
     client_id = re.search(r'name="client_id" value="([^"]*)"', r.text).group(1)

@@ -78,7 +78,7 @@ def annotator(url: str, project_id: int, stop: threading.Event, answered: list) 
     token = re.search(r'<code id="api-token">([^<]+)</code>', page).group(1)
     api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"})
     while not stop.is_set():
-        task = api.get(f"/api/v1/projects/{project_id}/next/pairwise").json()["task"]
+        task = api.post(f"/api/v1/projects/{project_id}/next/pairwise").json()["task"]
         if task is None:
             time.sleep(0.05)
             continue

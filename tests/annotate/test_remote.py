@@ -45,7 +45,7 @@ def human_worker(url: str, project_id: int, token: str, stop: threading.Event) -
     client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"})
     while not stop.is_set():
         for kind in ("pairwise", "rank"):
-            task = client.get(f"/api/v1/projects/{project_id}/next/{kind}").json()["task"]
+            task = client.post(f"/api/v1/projects/{project_id}/next/{kind}").json()["task"]
             if task is None:
                 continue
             order = sorted(task["candidates"], key=lambda c: ("good" not in c["text"], len(c["text"])))
@@ -107,7 +107,7 @@ def test_the_api_and_the_page_name_answers_by_display_position_not_by_model(live
     client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {human_token}"})
     firsts = []
     for _ in range(8):
-        task = client.get(f"/api/v1/projects/{project_id}/next/blind").json()["task"]
+        task = client.post(f"/api/v1/projects/{project_id}/next/blind").json()["task"]
         assert [c["index"] for c in task["candidates"]] == [0, 1]
         firsts.append(task["candidates"][0]["text"].startswith("from A"))
         choice = next(c for c in task["candidates"] if c["text"].startswith("from B"))       # always prefer B

@@ -49,13 +49,13 @@ def test_annotator_cannot_open_or_label_items_by_changing_ids(app, world):
 def test_item_page_never_shows_another_annotators_label_or_model_names(app, world):
     label_one(app, world, "ann2", "blind")
     ann1 = Page(app, "ann1@lab.org")
-    r = ann1.get(f"/projects/{world['project']}/next/blind")
+    r = ann1.post(f"/projects/{world['project']}/next/blind")
     assert r.status_code == 200 and "Which answer is better" in r.text
     assert "model-x" not in r.text and "model-y" not in r.text
     with app.state.db.transaction() as s:
         token = store.create_api_token(s, s.get(User, world["ann1"]), "t")
     api = TestClient(app, headers={"Authorization": f"Bearer {token}"})
-    task = api.get(f"/api/v1/projects/{world['project']}/next/blind").json()["task"]
+    task = api.post(f"/api/v1/projects/{world['project']}/next/blind").json()["task"]
     assert "model" not in json.dumps(task)
     assert api.get(f"/api/v1/items/{task['item_id']}/labels").status_code == 404   # admins only
 
@@ -64,7 +64,7 @@ def test_api_tokens_are_scoped_to_their_user(app, world):
     with app.state.db.transaction() as s:
         token = store.create_api_token(s, s.get(User, world["ann1"]), "t")
     api = TestClient(app, headers={"Authorization": f"Bearer {token}"})
-    assert api.get(f"/api/v1/projects/{world['other']}/next/rank").status_code == 404
+    assert api.post(f"/api/v1/projects/{world['other']}/next/rank").status_code == 404
     assert api.get(f"/api/v1/projects/{world['project']}/export/preferences").status_code == 404
     assert TestClient(app).get("/api/v1/projects").status_code == 404                        # no token
     assert TestClient(app, headers={"Authorization": "Bearer nope"}).get("/api/v1/projects").status_code == 404
