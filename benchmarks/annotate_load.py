@@ -3,7 +3,8 @@ a real server (loopback only) that is killed with SIGKILL and restarted midway. 
 acknowledged (labels the server answered 200 for), stored (labels in the database afterwards), lost (acknowledged
 but not stored), duplicates (more than one row for one annotator and item, or for one client id), errors (HTTP
 responses other than 200: the retried transport failures while the server is down are counted apart) and p95_ms
-(latency of acknowledged label submissions).
+(latency of acknowledged label submissions), and the page logins made meanwhile (logins_ok, login_errors: a failed
+right password or a wrong one let in; login_p95_ms).
 
     python benchmarks/annotate_load.py                         # SQLite, 50 × 200
     python benchmarks/annotate_load.py --db postgres           # a throwaway PostgreSQL cluster (Debian postgresql)
@@ -114,15 +115,45 @@ async def annotator(url: str, project_id: int, token: str, stats: dict) -> None:
             stats["acked"].add(client_id)
 
 
-async def run(db: str, annotators: int, submissions: int, kill_at: float, timeout: float, workdir: Path) -> dict:
+async def logins(url: str, n: int, stats: dict) -> None:
+    """People logging in through the pages while the annotators work: a few wrong passwords first (audited and
+    counted by the throttle), then `n` right ones; each GET /login + POST /login retried across the restart."""
+    import re
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        for i in range(n + 3):
+            password = "load-test-password" if i >= 3 else "a wrong password"
+            while True:
+                try:
+                    client.cookies.clear()
+                    form = await client.get("/login")
+                    token = re.search(r'name="csrf_token" value="([^"]*)"', form.text).group(1)
+                    start = time.perf_counter()
+                    r = await client.post("/login", data={"email": "admin@load.test", "password": password,
+                                                          "csrf_token": token})
+                    break
+                except (httpx.TransportError, AttributeError):      # server down, or its page not served yet
+                    stats["transport_retries"] += 1
+                    await asyncio.sleep(0.2)
+            ok = r.status_code == 303 and r.headers.get("location") == "/"
+            if i >= 3:
+                stats["logins_ok" if ok else "login_errors"] += 1
+                stats["login_latencies"].append(time.perf_counter() - start)
+            elif ok:
+                stats["login_errors"] += 1                            # a wrong password must not log in
+
+
+async def run(db: str, annotators: int, submissions: int, kill_at: float, timeout: float, workdir: Path,
+              n_logins: int = 0) -> dict:
     project_id, tokens = populate(db, annotators, submissions)
     server = Server(db, free_port(), workdir / "server.log")
     server.start()
     await server.ready()
-    stats = {"acked": set(), "latencies": [], "errors": 0, "error_samples": [], "transport_retries": 0}
+    stats = {"acked": set(), "latencies": [], "errors": 0, "error_samples": [], "transport_retries": 0,
+             "logins_ok": 0, "login_errors": 0, "login_latencies": []}
     total = annotators * submissions
     start = time.monotonic()
-    clients = asyncio.gather(*(annotator(server.url, project_id, t, stats) for t in tokens))
+    clients = asyncio.gather(*(annotator(server.url, project_id, t, stats) for t in tokens),
+                             logins(server.url, n_logins, stats))
     restarts = 0
     try:
         async with asyncio.timeout(timeout):
@@ -151,6 +182,8 @@ async def run(db: str, annotators: int, submissions: int, kill_at: float, timeou
             "lost": len(stats["acked"] - stored_ids), "duplicates": duplicates, "errors": stats["errors"],
             "p95_ms": _percentile_ms(latencies, 0.95), "p50_ms": _percentile_ms(latencies, 0.50),
             "restarts": restarts, "transport_retries": stats["transport_retries"], "seconds": round(seconds, 1),
+            "logins_ok": stats["logins_ok"], "login_errors": stats["login_errors"],
+            "login_p95_ms": _percentile_ms(sorted(stats["login_latencies"]), 0.95),
             "labels_per_s": round(len(rows) / seconds, 1), "error_samples": stats["error_samples"]}
 
 
@@ -167,12 +200,14 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--submissions", type=int, default=200, help="labels per annotator")
     p.add_argument("--kill-at", type=float, default=0.5, help="SIGKILL the server after this share of acks (≥1: never)")
     p.add_argument("--timeout", type=float, default=900, help="seconds before everything is stopped")
+    p.add_argument("--logins", type=int, default=20, help="page logins during the load (after 3 wrong passwords)")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="annotate-load-") as tmp:
         cluster = start_postgres() if args.db == "postgres" else None
         db = cluster.url if cluster else str(Path(tmp) / "load.db")
         try:
-            result = asyncio.run(run(db, args.annotators, args.submissions, args.kill_at, args.timeout, Path(tmp)))
+            result = asyncio.run(run(db, args.annotators, args.submissions, args.kill_at, args.timeout, Path(tmp),
+                                     args.logins))
         finally:
             if cluster:
                 cluster.stop()

@@ -32,8 +32,10 @@ def test_sigkill_midway_loses_and_duplicates_nothing(backend, request):
             with engine.begin() as conn:
                 conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
             engine.dispose()
-        result = asyncio.run(bench.run(db, annotators=4, submissions=10, kill_at=0.5, timeout=120, workdir=Path(tmp)))
+        result = asyncio.run(bench.run(db, annotators=4, submissions=10, kill_at=0.5, timeout=120, workdir=Path(tmp),
+                                       n_logins=5))
     assert result["restarts"] == 1
+    assert result["logins_ok"] == 5 and result["login_errors"] == 0, result      # 3 wrong passwords refused too
     assert result["acknowledged"] == 4 * 10
     assert result["lost"] == 0 and result["duplicates"] == 0 and result["errors"] == 0, result
     assert result["stored"] == 4 * 10
