@@ -151,6 +151,13 @@ def see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
+def logged_out() -> RedirectResponse:
+    """To the login page, the session cookie dropped."""
+    response = see_other("/login")
+    response.delete_cookie(COOKIE)
+    return response
+
+
 def set_session_cookie(response: Response, token: str) -> Response:
     response.set_cookie(COOKIE, token, httponly=True, samesite="lax", max_age=int(store.SESSION_TTL.total_seconds()))
     return response
@@ -198,18 +205,14 @@ def _pages(app: FastAPI) -> None:
         with db_of(request).transaction() as s:
             web(s, request, form)
             store.end_session(s, request.cookies.get(COOKIE, ""))
-        response = see_other("/login")
-        response.delete_cookie(COOKIE)
-        return response
+        return logged_out()
 
     @app.post("/logout-everywhere")
     def logout_everywhere(request: Request, form: FormData = Depends(form_data)):
         with db_of(request).transaction() as s:
             w = web(s, request, form)
             store.end_all_sessions(s, w.user.id)
-        response = see_other("/login")
-        response.delete_cookie(COOKIE)
-        return response
+        return logged_out()
 
     @app.post("/password")
     def change_password(request: Request, form: FormData = Depends(form_data)):
