@@ -399,7 +399,8 @@ def _pages(app: FastAPI) -> None:
             w = web(s, request)
             t = tasks.task(s, w.user, item_id)
             return render(request, "item.html", w, t=t, client_id=uuid.uuid4().hex,
-                          letters="ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+                          letters="ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                          queue=tasks.queue_counts(s, w.user, t.project.id, t.item.kind))
 
     @app.post("/items/{item_id}")
     def submit(request: Request, item_id: int, form: FormData = Depends(form_data)):

@@ -96,21 +96,7 @@ def next_item(s: Session, user: User, project_id: int, kind: str, take: bool = T
                                ~has_label).order_by(Assignment.id).limit(1))
     if open_one is not None:
         return open_one
-    # Slots held per item: submitted labels plus assignments younger than the TTL (one grouped scan, not a
-    # correlated count per item).
-    held = dict(s.execute(select(Assignment.item_id, func.count()).join(Item, Item.id == Assignment.item_id)
-                          .where(Item.project_id == project_id, Item.kind == kind,
-                                 or_(has_label, Assignment.created_at > utcnow() - ASSIGNMENT_TTL))
-                          .group_by(Assignment.item_id)).all())
-    mine = set(s.scalars(select(Assignment.item_id).join(Item, Item.id == Assignment.item_id)
-                         .where(Item.project_id == project_id, Item.kind == kind, Assignment.user_id == user.id)))
-    gold_ids, ids = set(), []
-    for item_id, gold in s.execute(select(Item.id, Item.gold.is_not(None))
-                                   .where(Item.project_id == project_id, Item.kind == kind)):
-        if item_id not in mine and (gold or held.get(item_id, 0) < project.overlap):
-            ids.append(item_id)
-            if gold:
-                gold_ids.add(item_id)
+    ids, gold_ids, held = _takeable(s, user, project, kind)
     if not ids:
         return None
     # Items someone has already taken first (their overlap fills, so agreement is measurable early), then the
@@ -121,6 +107,34 @@ def next_item(s: Session, user: User, project_id: int, kind: str, take: bool = T
     s.add(Assignment(item_id=item_id, user_id=user.id))
     audit(s, user.id, "assign", f"item:{item_id}")
     return s.get(Item, item_id)
+
+
+def _takeable(s: Session, user: User, project: Project, kind: str) -> tuple[list[int], set[int], dict[int, int]]:
+    """(ids of the items the caller may take, which of them are gold, slots held per item). Slots held: submitted
+    labels plus assignments younger than the TTL (one grouped scan, not a correlated count per item)."""
+    has_label = exists().where(Label.item_id == Assignment.item_id, Label.user_id == Assignment.user_id)
+    held = dict(s.execute(select(Assignment.item_id, func.count()).join(Item, Item.id == Assignment.item_id)
+                          .where(Item.project_id == project.id, Item.kind == kind,
+                                 or_(has_label, Assignment.created_at > utcnow() - ASSIGNMENT_TTL))
+                          .group_by(Assignment.item_id)).all())
+    mine = set(s.scalars(select(Assignment.item_id).join(Item, Item.id == Assignment.item_id)
+                         .where(Item.project_id == project.id, Item.kind == kind, Assignment.user_id == user.id)))
+    gold_ids, ids = set(), []
+    for item_id, gold in s.execute(select(Item.id, Item.gold.is_not(None))
+                                   .where(Item.project_id == project.id, Item.kind == kind)):
+        if item_id not in mine and (gold or held.get(item_id, 0) < project.overlap):
+            ids.append(item_id)
+            if gold:
+                gold_ids.add(item_id)
+    return ids, gold_ids, held
+
+
+def queue_counts(s: Session, user: User, project_id: int, kind: str) -> dict[str, int]:
+    """{"done": the caller's labels on this kind of task in the project, "waiting": items they could still take
+    (not counting the one open now)} — the progress an annotator sees."""
+    done = s.scalar(select(func.count()).select_from(Label).join(Item, Item.id == Label.item_id)
+                    .where(Item.project_id == project_id, Item.kind == kind, Label.user_id == user.id))
+    return {"done": done, "waiting": len(_takeable(s, user, s.get(Project, project_id), kind)[0])}
 
 
 def task(s: Session, user: User, item_id: int) -> Task:

@@ -164,10 +164,14 @@ def test_the_whole_story(server, browser, tmp_path, tiny_lm):
         assert "policy-dpo" not in body and "policy-base" not in body   # model identities stay on the server
         texts = ann.locator(".candidate pre").all_inner_texts()
         kind_one = "A" if texts[0].startswith("You are") else "B"
+        assert "waiting for you" in ann.inner_text("#queue")
+        # by keyboard (static/keys.js): 1 = A better, 3 = B better on every criterion, Enter submits
+        ann.keyboard.press("1" if kind_one == "A" else "3")
         for criterion in ("helpful", "honest", "harmless"):
-            ann.check(f"input[name=verdict_{criterion}][value={kind_one}]")
+            assert ann.is_checked(f"input[name=verdict_{criterion}][value={kind_one}]")
         shot(ann, f"blind-{judged}")
-        ann.click("button:has-text('Submit')")
+        ann.keyboard.press("Enter")
+        ann.wait_for_load_state()
         judged += 1
     assert judged == 2
 
