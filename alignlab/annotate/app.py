@@ -420,12 +420,12 @@ def _pages(app: FastAPI) -> None:
         return see_other(f"/items/{item_id}")
 
     @app.get("/projects/{project_id}/items")
-    def items_page(request: Request, project_id: int, q: str = "", kind: str = ""):
+    def items_page(request: Request, project_id: int, q: str = "", kind: str = "", page: int = 1):
         with db_of(request).transaction() as s:
             w = web(s, request)
-            rows = tasks.search_items(s, w.user, project_id, q, kind or None)
+            rows, total = tasks.search_items(s, w.user, project_id, q, kind or None, page)
             return render(request, "items.html", w, project=s.get(Project, project_id), rows=rows, q=q,
-                          kind=kind, kinds=KINDS)
+                          kind=kind, kinds=KINDS, page=max(page, 1), total=total, per_page=50)
 
     @app.get("/projects/{project_id}/stats")
     def stats_page(request: Request, project_id: int, criterion: str = "helpful"):

@@ -11,7 +11,7 @@ import hashlib
 import random
 from dataclasses import dataclass
 
-from sqlalchemy import Text, exists, func, or_, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -258,18 +258,27 @@ def validate_payload(kind: str, rank_mode: str, k: int, payload: dict) -> dict:
     return {"criteria": clean}
 
 
-def search_items(s: Session, user: User, project_id: int, query: str, kind: str | None,
-                 limit: int = 100) -> list[tuple[Item, int]]:
-    """Admin view: items whose prompt contains `query` (bound parameter, never pasted into SQL), with label counts."""
+def prompt_text(prompt: str | list) -> str:
+    """The words of a prompt as people read them: the text, or a chat's turns' contents (not its JSON keys)."""
+    return prompt if isinstance(prompt, str) else "\n".join(str(m.get("content", "")) for m in prompt)
+
+
+def search_items(s: Session, user: User, project_id: int, query: str, kind: str | None, page: int = 1,
+                 per_page: int = 50) -> tuple[list[tuple[Item, int]], int]:
+    """Admin view: one page of the items whose prompt text contains `query` (any case; matched in Python on the
+    text itself, never in SQL), with their label counts; and how many items match in all."""
     require_admin(s, user, project_id)
-    n_labels = select(func.count()).select_from(Label).where(Label.item_id == Item.id).scalar_subquery()
-    stmt = select(Item, n_labels).where(Item.project_id == project_id).order_by(Item.id).limit(limit)
-    if query:
-        stmt = stmt.where(func.lower(func.cast(Item.prompt, Text)).contains(query.lower(), autoescape=True))
+    stmt = select(Item.id, Item.prompt).where(Item.project_id == project_id).order_by(Item.id)
     if kind:
         stmt = stmt.where(Item.kind == kind)
-    return [(item, n) for item, n in s.execute(stmt)]
-
+    needle = query.casefold()
+    ids = [item_id for item_id, prompt in s.execute(stmt) if needle in prompt_text(prompt).casefold()]
+    shown = ids[(max(page, 1) - 1) * per_page:max(page, 1) * per_page]
+    if not shown:
+        return [], len(ids)
+    n_labels = select(func.count()).select_from(Label).where(Label.item_id == Item.id).scalar_subquery()
+    rows = s.execute(select(Item, n_labels).where(Item.id.in_(shown)).order_by(Item.id))
+    return [(item, n) for item, n in rows], len(ids)
 
 
 def add_request(s: Session, user: User, project_id: int, new: NewItem) -> Item:

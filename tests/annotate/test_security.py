@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from annotate_fixtures import PASSWORD, Page, form_value
+from annotate_fixtures import PASSWORD, Page, form_value, jsonl
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -169,3 +169,22 @@ def test_expired_sessions_are_refused(app, world):
         for row in s.scalars(select(WebSession).where(WebSession.user_id == world["ann1"])):
             row.expires_at = utcnow() - timedelta(seconds=1)
     assert page.get("/").url.path == "/login"
+
+
+def test_item_search_reads_the_text_not_its_json_and_pages(app, world):
+    """`mangé` finds the French prompt (its JSON escapes é), `role` finds no chat prompt by its keys, and 60 items
+    come 50 to a page."""
+    from alignlab.annotate import imports
+    chat = [{"prompt": [{"role": "user", "content": "J'ai mangé du pain, et toi ?"}], "responses": ["a", "b"]}]
+    many = [{"prompt": f"bulk question {i}", "responses": ["a", "b"]} for i in range(60)]
+    with app.state.db.transaction() as s:
+        admin = s.get(User, world["admin"])
+        for name, records in (("chat.jsonl", chat), ("many.jsonl", many)):
+            tasks.add_items(s, admin, world["project"], imports.parse_items(name, jsonl(records), "pairwise"))
+    admin = Page(app, "admin@lab.org")
+    items = f"/projects/{world['project']}/items"
+    assert "mangé du pain" in admin.get(items, q="MANGÉ").text
+    assert "No items match." in admin.get(items, q="role").text
+    first, second = admin.get(items, q="bulk"), admin.get(items, q="bulk", page=2)
+    assert "60 items" in first.text and "page 1 of 2" in first.text and "next →" in first.text
+    assert first.text.count("bulk question") == 50 and second.text.count("bulk question") == 10

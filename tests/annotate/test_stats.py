@@ -24,7 +24,7 @@ def test_agreement_and_gold_accuracy(app, world):
         admin = s.get(User, world["admin"])
         gold_ids = [i.id for i in tasks.add_items(s, admin, world["project"],
                                                    imports.parse_items("g.jsonl", jsonl(gold), "rank"))]
-        rank_ids = sorted(i.id for i, _ in tasks.search_items(s, admin, world["project"], "", "rank")
+        rank_ids = sorted(i.id for i, _ in tasks.search_items(s, admin, world["project"], "", "rank")[0]
                           if i.id not in gold_ids)
         # best answer per rank item: ann1 [0,0,1,1], ann2 [0,0,1,0] → p_o = 3/4, p_e = .5·.75 + .5·.25 = 1/2,
         # κ = (3/4 − 1/2) / (1 − 1/2) = 0.5. Gold: ann1 right on both, ann2 on one.
