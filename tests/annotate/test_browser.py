@@ -170,8 +170,8 @@ def test_the_whole_story(server, browser, tmp_path, tiny_lm):
         for criterion in ("helpful", "honest", "harmless"):
             assert ann.is_checked(f"input[name=verdict_{criterion}][value={kind_one}]")
         shot(ann, f"blind-{judged}")
-        ann.keyboard.press("Enter")
-        ann.wait_for_load_state()
+        with ann.expect_navigation():                          # the POST, then the next task's page
+            ann.keyboard.press("Enter")
         judged += 1
     assert judged == 2
 
