@@ -101,12 +101,12 @@ def test_the_api_and_the_page_name_answers_by_display_position_not_by_model(live
     with app.state.db.transaction() as s:
         admin = s.scalar(select(store.User).where(store.User.email == "admin@lab.org"))
         records = [{"prompt": f"Q{i}", "responses": [{"text": f"from A {i}", "model": "A"},
-                                                     {"text": f"from B {i}", "model": "B"}]} for i in range(8)]
+                                                     {"text": f"from B {i}", "model": "B"}]} for i in range(24)]
         tasks.add_items(s, admin, project_id, imports.parse_items("b.jsonl", "\n".join(map(json.dumps, records)),
                                                                   "blind"))
     client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {human_token}"})
     firsts = []
-    for _ in range(8):
+    for _ in range(24):           # each item's order is a coin flip: all 24 alike has probability 2^-23
         task = client.post(f"/api/v1/projects/{project_id}/next/blind").json()["task"]
         assert [c["index"] for c in task["candidates"]] == [0, 1]
         firsts.append(task["candidates"][0]["text"].startswith("from A"))
@@ -115,8 +115,8 @@ def test_the_api_and_the_page_name_answers_by_display_position_not_by_model(live
         client.post(f"/api/v1/items/{task['item_id']}/label", json={
             "client_id": f"c{task['item_id']}", "payload": {"criteria": {c: verdict for c in
                                                                           ("helpful", "honest", "harmless")}}})
-    assert 0 < sum(firsts) < 8                       # model A is not always shown first, so index 0 says nothing
+    assert 0 < sum(firsts) < 24                      # model A is not always shown first, so index 0 says nothing
     with app.state.db.transaction() as s:
         from alignlab.annotate.schema import Label
         labels = s.scalars(select(Label)).all()
-        assert len(labels) == 8 and all(lb.payload["criteria"]["helpful"]["winner"] == 1 for lb in labels)  # B
+        assert len(labels) == 24 and all(lb.payload["criteria"]["helpful"]["winner"] == 1 for lb in labels)  # B
