@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from dataclasses import asdict
@@ -45,14 +46,25 @@ def read_behaviours(name: str, data_dir: str | None, limit: int | None) -> list[
     raise ValueError(f"--behaviours {name!r}: choose gym, advbench or harmbench")
 
 
+@functools.cache
+def _refusal_judge(name: str, data_dir: str | None):
+    from alignlab.eval.judges.refusal import refusal_judge_for
+    from alignlab.eval.settings import EvalSettings
+    return refusal_judge_for(EvalSettings(data_dir=data_dir, judge=name))[1]
+
+
+def refusal_judge(args):
+    """The refusal judge --judge names, built (the embedding judge: trained) once per process, not per call."""
+    return _refusal_judge(args.judge, args.data_dir)
+
+
 def judge_attacks(model, tokenizer, behaviours: list[tuple[str, Behaviour]], suffixes: list[str], placement: str,
                   args) -> list[dict]:
     """Each behaviour asked with its suffix (as text, greedy): the response, whether it was refused, whether the
     attack succeeded, whether it opens with the target. In the gym the gold judge decides, and success is an answer
     carrying the harmful content (a deflection or word salad is no refusal, but no success either); elsewhere the
     refusal judge decides and success is "not a refusal" (Zou et al. 2023)."""
-    from alignlab.eval.judges.refusal import is_refusal, refusal_judge_for
-    from alignlab.eval.settings import EvalSettings
+    from alignlab.eval.judges.refusal import is_refusal
     from alignlab.redteam.gcg import with_suffix
     from alignlab.sampling import generate
     messages = [with_suffix(b, s, placement) for (_, b), s in zip(behaviours, suffixes)]
@@ -70,8 +82,7 @@ def judge_attacks(model, tokenizer, behaviours: list[tuple[str, Behaviour]], suf
         refused = [x["refused"] for x in labels]
         succeeded = [x["harmful_content"] for x in labels]
     else:
-        _, refusal = refusal_judge_for(EvalSettings(data_dir=args.data_dir, judge=args.judge))
-        refused = [is_refusal(x) for x in refusal.label([m[-1]["content"] for m in messages], responses)]
+        refused = [is_refusal(x) for x in refusal_judge(args).label([m[-1]["content"] for m in messages], responses)]
         succeeded = [not f for f in refused]
     return [{"id": i, "request": b.request, "target": b.target, "suffix": s, "response": r, "refused": f,
              "success": ok, "target_reached": r.strip().startswith(b.target.strip())}
