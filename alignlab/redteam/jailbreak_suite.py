@@ -50,9 +50,9 @@ def read_requests(settings: EvalSettings) -> tuple[list[dict], list[dict]]:
         requests = eval_requests()
         harmful = [r for r in requests if r.family == "harmful" and r.lang == "en" and r.wrapper == "none"]
         safe = [r for r in requests if r.family == "lookalike" and r.lang == "en" and r.wrapper == "none"]
-        pick = (lambda rs: rs[:settings.limit]) if settings.limit else (lambda rs: rs[:len(harmful)])
-        return ([{"id": r.id, "text": r.user_text, "request": r} for r in pick(harmful)],
-                [{"id": r.id, "text": r.user_text, "request": r} for r in pick(safe)])
+        n = settings.limit or len(harmful)
+        return ([{"id": r.id, "text": r.user_text, "request": r} for r in harmful[:n]],
+                [{"id": r.id, "text": r.user_text, "request": r} for r in safe[:n]])
     import importlib
 
     from alignlab.eval.suites import xstest
