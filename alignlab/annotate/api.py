@@ -41,7 +41,8 @@ def task_json(t: tasks.Task) -> dict:
     return {"item_id": t.item.id, "project_id": t.project.id, "kind": t.item.kind, "prompt": t.item.prompt,
             "rank_mode": t.project.rank_mode, "candidates": [{"index": p, "text": text} for p, (_, text) in
                                                              enumerate(t.shown)],
-            "guideline_version": t.guideline_version, "submitted": t.label is not None}
+            "guideline_version": t.guideline_version, "submitted": t.label is not None,
+            "skipped": t.assignment.skipped_at is not None}
 
 
 @router.get("/health")
@@ -99,6 +100,20 @@ def withdraw(request: Request, item_id: int) -> dict:
     with db_of(request).transaction() as s:
         tasks.withdraw_label(s, api_user(s, request), item_id)
         return {"withdrawn": True}
+
+
+class SkipIn(BaseModel):
+    reason: str = ""
+    flag: bool = False
+
+
+@router.post("/items/{item_id}/skip")
+def skip(request: Request, item_id: int, body: SkipIn) -> dict:
+    """The caller passes on an item (flagged: listed for the admins with the reason); it is not handed out to them
+    again and its slot opens for someone else."""
+    with db_of(request).transaction() as s:
+        tasks.skip_item(s, api_user(s, request), item_id, body.reason, body.flag)
+        return {"skipped": True, "flagged": body.flag}
 
 
 class VoidIn(BaseModel):

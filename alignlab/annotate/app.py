@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from alignlab.annotate import export, imports, stats, store, tasks
+from alignlab.annotate import export, imports, review, stats, store, tasks
 from alignlab.annotate.db import Database, db_of
 from alignlab.annotate.migrations import migrate
 from alignlab.annotate.schema import CRITERIA, KINDS, ROLE_KINDS, Project, User
@@ -418,6 +418,42 @@ def _pages(app: FastAPI) -> None:
             w = web(s, request, form)
             tasks.withdraw_label(s, w.user, item_id)
         return see_other(f"/items/{item_id}")
+
+    @app.post("/items/{item_id}/skip")
+    def skip(request: Request, item_id: int, form: FormData = Depends(form_data)):
+        """Pass on the item (optionally flagging it with a reason for the admins), then the next task."""
+        with db_of(request).transaction() as s:
+            w = web(s, request, form)
+            t = tasks.task(s, w.user, item_id)
+            tasks.skip_item(s, w.user, item_id, str(form.get("reason", "")), form.get("flag") == "on")
+            following = tasks.next_item(s, w.user, t.project.id, t.item.kind)
+        return see_other(f"/items/{following.id}" if following else f"/projects/{t.project.id}/next/{t.item.kind}")
+
+    @app.get("/projects/{project_id}/items/{item_id}")
+    def item_detail_page(request: Request, project_id: int, item_id: int):
+        with db_of(request).transaction() as s:
+            w = web(s, request)
+            detail = review.item_detail(s, w.user, item_id)
+            if detail.project.id != project_id:
+                raise store.NotFound(f"item {item_id} in project {project_id}")
+            return render(request, "item_detail.html", w, d=detail, letter=review.letter)
+
+    @app.post("/labels/{label_id}/void")
+    def void_label(request: Request, label_id: int, form: FormData = Depends(form_data)):
+        with db_of(request).transaction() as s:
+            w = web(s, request, form)
+            item, _ = tasks.item_of_label(s, w.user, label_id)
+            tasks.void_label(s, w.user, label_id, str(form.get("reason", "")))
+        return see_other(f"/projects/{item.project_id}/items/{item.id}")
+
+    @app.get("/projects/{project_id}/review")
+    def review_page(request: Request, project_id: int):
+        with db_of(request).transaction() as s:
+            w = web(s, request)
+            flagged = review.flagged_items(s, w.user, project_id)
+            disputed, with_two = review.disputed_items(s, w.user, project_id)
+            return render(request, "review.html", w, project=s.get(Project, project_id), flagged=flagged,
+                          disputed=disputed, with_two=with_two)
 
     @app.get("/projects/{project_id}/items")
     def items_page(request: Request, project_id: int, q: str = "", kind: str = "", page: int = 1):

@@ -42,10 +42,19 @@ def _expiring_tokens_and_invitations(op: Operations) -> None:
         op.execute(text(f"UPDATE {table} SET expires_at = :at").bindparams(at=utcnow() + timedelta(days=days)))
 
 
+def _skips_and_flags(op: Operations) -> None:
+    """An annotator can skip an item and flag it with a reason for the admins."""
+    from sqlalchemy import Boolean, Column, DateTime, Text, false
+    op.add_column("assignments", Column("skipped_at", DateTime(timezone=True), nullable=True))
+    op.add_column("assignments", Column("skip_reason", Text, nullable=True))
+    op.add_column("assignments", Column("flagged", Boolean, nullable=False, server_default=false()))
+
+
 # (version, description, step). Version 1 is the initial schema, which fresh databases get from the models.
 STEPS: list[tuple[int, str, Callable[[Operations], None]]] = [
     (1, "initial schema", lambda op: None),
     (2, "api tokens and invitations expire and can be revoked", _expiring_tokens_and_invitations),
+    (3, "annotators skip items and flag them with a reason", _skips_and_flags),
 ]
 LATEST = STEPS[-1][0]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ROLES = ("admin", "prompter", "annotator")
@@ -141,6 +141,10 @@ class Assignment(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # An annotator may pass on an item (skip), and flag it for the admins with a reason (broken, unsafe, unclear).
+    skipped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    skip_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Label(Base):

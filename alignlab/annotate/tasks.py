@@ -11,7 +11,7 @@ import hashlib
 import random
 from dataclasses import dataclass
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,7 @@ class Task:
     guideline_text: str
     guideline_version: int
     label: Label | None            # the caller's own label, once submitted
+    assignment: Assignment         # when it was taken, and whether the caller skipped or flagged it
 
 
 def add_items(s: Session, user: User, project_id: int, items: list[NewItem]) -> list[Item]:
@@ -93,7 +94,7 @@ def next_item(s: Session, user: User, project_id: int, kind: str, take: bool = T
     has_label = exists().where(Label.item_id == Assignment.item_id, Label.user_id == Assignment.user_id)
     open_one = s.scalar(select(Item).join(Assignment, Assignment.item_id == Item.id)
                         .where(Item.project_id == project_id, Item.kind == kind, Assignment.user_id == user.id,
-                               ~has_label).order_by(Assignment.id).limit(1))
+                               Assignment.skipped_at.is_(None), ~has_label).order_by(Assignment.id).limit(1))
     if open_one is not None:
         return open_one
     ids, gold_ids, held = _takeable(s, user, project, kind)
@@ -111,11 +112,13 @@ def next_item(s: Session, user: User, project_id: int, kind: str, take: bool = T
 
 def _takeable(s: Session, user: User, project: Project, kind: str) -> tuple[list[int], set[int], dict[int, int]]:
     """(ids of the items the caller may take, which of them are gold, slots held per item). Slots held: submitted
-    labels plus assignments younger than the TTL (one grouped scan, not a correlated count per item)."""
+    labels plus assignments younger than the TTL and not skipped (one grouped scan, not a correlated count per
+    item). An item the caller took once (labelled, skipped or open) is never handed to them again."""
     has_label = exists().where(Label.item_id == Assignment.item_id, Label.user_id == Assignment.user_id)
     held = dict(s.execute(select(Assignment.item_id, func.count()).join(Item, Item.id == Assignment.item_id)
                           .where(Item.project_id == project.id, Item.kind == kind,
-                                 or_(has_label, Assignment.created_at > utcnow() - ASSIGNMENT_TTL))
+                                 or_(has_label, and_(Assignment.skipped_at.is_(None),
+                                                     Assignment.created_at > utcnow() - ASSIGNMENT_TTL)))
                           .group_by(Assignment.item_id)).all())
     mine = set(s.scalars(select(Assignment.item_id).join(Item, Item.id == Assignment.item_id)
                          .where(Item.project_id == project.id, Item.kind == kind, Assignment.user_id == user.id)))
@@ -140,8 +143,9 @@ def queue_counts(s: Session, user: User, project_id: int, kind: str) -> dict[str
 def task(s: Session, user: User, item_id: int) -> Task:
     """The caller's view of an item they were assigned; anything else is NotFound."""
     item = s.get(Item, item_id)
-    if item is None or s.scalar(select(Assignment.id).where(Assignment.item_id == item_id,
-                                                            Assignment.user_id == user.id)) is None:
+    assignment = None if item is None else s.scalar(select(Assignment).where(Assignment.item_id == item_id,
+                                                                             Assignment.user_id == user.id))
+    if assignment is None:
         raise NotFound(f"item {item_id}")
     role_in(s, user, item.project_id)   # membership revoked → no access
     project = s.get(Project, item.project_id)
@@ -150,7 +154,8 @@ def task(s: Session, user: User, item_id: int) -> Task:
     label = s.scalar(select(Label).where(Label.item_id == item_id, Label.user_id == user.id))
     version = label.guideline_version if label else project.guideline_version
     return Task(item=item, project=project, shown=[(i, candidates[i]) for i in order],
-                guideline_text=guideline(s, project, version).text, guideline_version=version, label=label)
+                guideline_text=guideline(s, project, version).text, guideline_version=version, label=label,
+                assignment=assignment)
 
 
 def from_shown(t: Task, payload: dict) -> dict:
@@ -182,6 +187,7 @@ def submit_label(s: Session, user: User, item_id: int, payload: dict, client_id:
             return t.label, False
         raise InvalidInput(f"you already submitted a label for item {item_id}; labels cannot be changed")
     clean = validate_payload(t.item.kind, t.project.rank_mode, len(t.shown), payload)
+    t.assignment.skipped_at = None     # labelling an item one skipped takes the skip back (a flag stays for admins)
     label = Label(item_id=item_id, user_id=user.id, payload=clean, shown_order=[i for i, _ in t.shown],
                   guideline_version=t.project.guideline_version, client_id=client_id)
     try:
@@ -191,6 +197,29 @@ def submit_label(s: Session, user: User, item_id: int, payload: dict, client_id:
         return submit_label(s, user, item_id, payload, client_id)
     audit(s, user.id, "label", f"item:{item_id}", client_id=client_id, guideline_version=label.guideline_version)
     return label, True
+
+
+SKIP_REASON_MAX = 500
+
+
+def skip_item(s: Session, user: User, item_id: int, reason: str = "", flag: bool = False) -> None:
+    """The caller passes on an item they were given: it leaves their queue, its slot opens for someone else, and it
+    is never handed to them again. Flagged (with a reason: broken, unsafe, unclear…), it is listed for the admins
+    on the review page. Skipping an item one has labelled is refused: withdraw the label first."""
+    t = task(s, user, item_id)
+    if t.item.kind == "demo":
+        raise NotFound(f"item {item_id}")
+    if t.label is not None:
+        raise InvalidInput(f"you labelled item {item_id}; withdraw your label before skipping it")
+    reason = reason.strip()
+    if flag and not reason:
+        raise InvalidInput("say what is wrong with the item when you flag it (the admins read it)")
+    if len(reason) > SKIP_REASON_MAX:
+        raise InvalidInput(f"the reason is {len(reason)} characters long; keep it under {SKIP_REASON_MAX}")
+    t.assignment.skipped_at = utcnow()
+    t.assignment.skip_reason = reason or None
+    t.assignment.flagged = t.assignment.flagged or flag
+    audit(s, user.id, "flag_item" if flag else "skip_item", f"item:{item_id}", reason=reason)
 
 
 def withdraw_label(s: Session, user: User, item_id: int) -> None:
@@ -207,14 +236,20 @@ def withdraw_label(s: Session, user: User, item_id: int) -> None:
     s.delete(t.label)
 
 
-def void_label(s: Session, admin: User, label_id: int, reason: str) -> None:
-    """A project admin removes a bad label (its payload, author and the reason stay in the audit log); the author's
-    assignment goes too, so the slot opens for anyone."""
+def item_of_label(s: Session, admin: User, label_id: int) -> tuple[Item, Label]:
+    """The item a label is on, for a project admin of that item (anyone else: NotFound)."""
     label = s.get(Label, label_id)
     if label is None:
         raise NotFound(f"label {label_id}")
     item = s.get(Item, label.item_id)
     require_admin(s, admin, item.project_id)
+    return item, label
+
+
+def void_label(s: Session, admin: User, label_id: int, reason: str) -> None:
+    """A project admin removes a bad label (its payload, author and the reason stay in the audit log); the author's
+    assignment goes too, so the slot opens for anyone."""
+    item, label = item_of_label(s, admin, label_id)
     if not reason.strip():
         raise InvalidInput("say why the label is voided (it is kept in the audit log)")
     audit(s, admin.id, "void_label", f"item:{item.id}", label=label_id, author=label.user_id, payload=label.payload,

@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError
 
 from alignlab.annotate import imports, store, tasks
 from alignlab.annotate.db import Database
-from alignlab.annotate.migrations import LATEST, migrate
+from alignlab.annotate.migrations import LATEST, STEPS, migrate
 from alignlab.annotate.schema import ApiToken, AuditEntry, Base, Item, Label, Project, User
 
 from annotate_fixtures import PASSWORD, jsonl, rank_records
@@ -182,14 +182,41 @@ def test_a_version_1_database_gains_expiring_tokens_and_invitations(database):
     with database.transaction() as s:
         admin = store.create_user(s, "a@b.org", "A", PASSWORD, is_admin=True)
         token = store.create_api_token(s, admin, "old")
-    with database.engine.begin() as conn:
-        for table in ("api_tokens", "invitations"):
-            for column in ("expires_at", "revoked_at"):
-                conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
-        conn.execute(text("DELETE FROM schema_migrations"))
-        conn.execute(text("INSERT INTO schema_migrations VALUES (1, 'initial schema')"))
+    back_to_version(database, 1)
     assert migrate(database.engine) == 1
     with database.transaction() as s:
         assert store.user_for_api_token(s, token).email == "a@b.org"     # still works, now with an expiry
         row = s.scalar(select(ApiToken))
         assert row.expires_at is not None and row.revoked_at is None
+
+
+def back_to_version(database, version: int) -> None:
+    """Make a current database look like one made at `version`: the later steps' columns dropped, stamped."""
+    later = {2: [("api_tokens", "expires_at"), ("api_tokens", "revoked_at"), ("invitations", "expires_at"),
+                 ("invitations", "revoked_at")],
+             3: [("assignments", "skipped_at"), ("assignments", "skip_reason"), ("assignments", "flagged")]}
+    assert set(later) == {v for v, _, _ in STEPS if v > 1}, "a new migration step: say which columns it adds"
+    with database.engine.begin() as conn:
+        for step, columns in later.items():
+            if step > version:
+                for table, column in columns:
+                    conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+        conn.execute(text("DELETE FROM schema_migrations"))
+        conn.execute(text("INSERT INTO schema_migrations VALUES (:v, 'old')"), {"v": version})
+
+
+def test_a_version_2_database_gains_skips_and_flags(database):
+    """Assignments made before step 3 are open (not skipped, not flagged) and can then be skipped."""
+    migrate(database.engine)
+    with database.transaction() as s:
+        admin = store.create_user(s, "a@b.org", "A", PASSWORD, is_admin=True)
+        project = store.create_project(s, admin, "p", "g", overlap=1)
+        tasks.add_items(s, admin, project.id, imports.parse_items("f", jsonl(rank_records(2, k=2)), "rank"))
+        first = tasks.next_item(s, admin, project.id, "rank").id
+    back_to_version(database, 2)
+    assert migrate(database.engine) == 2
+    with database.transaction() as s:
+        admin = store.authenticate(s, "a@b.org", PASSWORD)
+        assert tasks.next_item(s, admin, project.id, "rank").id == first          # still open
+        tasks.skip_item(s, admin, first, "unsure", flag=True)
+        assert tasks.next_item(s, admin, project.id, "rank").id != first

@@ -24,6 +24,7 @@ document.addEventListener("keydown", (event) => {
     if (rank >= 1 && rank <= selects.length) {
       const next = parseInt(form.dataset.next || "0", 10);
       selects[next % selects.length].value = String(rank);
+      selects[next % selects.length].dispatchEvent(new Event("change", {bubbles: true}));   // rank.js re-checks
       form.dataset.next = String(next + 1);
       event.preventDefault();
     }
