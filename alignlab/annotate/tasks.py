@@ -15,10 +15,10 @@ from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from alignlab.annotate.schema import CRITERIA, KINDS, ROLE_KINDS, Assignment, Candidate, Item, Label, Project, User, utcnow
+from alignlab.annotate.schema import (CRITERIA, KINDS, ROLE_KINDS, Assignment, Candidate, Item, Label, Project, User,
+                                      utcnow)
 from alignlab.annotate.store import (ASSIGNMENT_TTL, STRENGTHS, InvalidInput, NewItem, NotFound, audit, guideline,
-                                     json_int,
-                                     require_admin, role_in)
+                                     json_int, require_admin, role_in)
 
 
 @dataclass
