@@ -75,6 +75,12 @@ def tiny_lm(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def other_tiny_lm(tmp_path_factory) -> Path:
+    """The tiny Llama from another seed: a second model that answers differently (blind comparisons)."""
+    return build_tiny_lm(tmp_path_factory.mktemp("other_tiny_lm"), seed=1)
+
+
+@pytest.fixture(scope="session")
 def long_context_lm(tmp_path_factory) -> Path:
     """The tiny Llama with room for 32k-token prompts (rotary positions: no table to grow), e.g. jailbreak
     templates."""

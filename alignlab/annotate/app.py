@@ -352,8 +352,11 @@ def _pages(app: FastAPI) -> None:
                 runs[model] = (upload.filename or f"{model}.records.jsonl", _utf8(upload.filename, upload.file.read()))
             if len(runs) != 2:
                 raise store.InvalidInput("the two runs need different model names")
-            tasks.add_items(s, w.user, project_id, imports.parse_eval_runs(runs, "blind"))
-        return see_other(f"/projects/{project_id}")
+            made = imports.parse_eval_runs(runs, "blind")
+            tasks.add_items(s, w.user, project_id, made.items)
+            return render(request, "message.html", w, title="Eval runs imported",
+                          message=f"Imported blind evaluation: {made.summary()}.", back=f"/projects/{project_id}",
+                          ok=True)
 
     @app.get("/projects/{project_id}/write")
     def write_page(request: Request, project_id: int):

@@ -133,9 +133,9 @@ def run(args: argparse.Namespace, s, before: int) -> int:
         runs = dict(r.split("=", 1) for r in args.runs if "=" in r)
         if len(runs) != len(args.runs):
             raise store.InvalidInput("give each run as MODEL=PATH/TO/OUT.records.jsonl")
-        items = imports.parse_eval_runs({m: (p, Path(p).read_text()) for m, p in runs.items()}, args.kind)
-        tasks.add_items(s, _user(s, args.email), args.project, items)
-        print(f"imported {len(items)} {args.kind} items from {len(runs)} runs into project {args.project}")
+        made = imports.parse_eval_runs({m: (p, Path(p).read_text()) for m, p in runs.items()}, args.kind)
+        tasks.add_items(s, _user(s, args.email), args.project, made.items)
+        print(f"imported {args.kind} items from {len(runs)} runs into project {args.project}: {made.summary()}")
     elif args.command == "audit":
         rows = s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(args.limit)).all()
         for row in reversed(rows):

@@ -12,6 +12,7 @@ File form (one object per line; candidate indices in import order):
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from alignlab.annotate.schema import CRITERIA
 from alignlab.annotate.store import NewItem, json_int
@@ -122,7 +123,20 @@ def _check_gold(where: str, gold, kind: str, k: int) -> None:
         raise ImportFailure(f"{where}: bad 'gold' for a {kind} item with {k} responses: {json.dumps(gold)}")
 
 
-def parse_eval_runs(runs: dict[str, tuple[str, str]], kind: str) -> list[NewItem]:
+@dataclass
+class EvalImport:
+    """Items made from eval runs, and what the admin is told: prompts all runs answered, and how many of those were
+    left out because every model gave the same answer."""
+    items: list[NewItem]
+    shared: int
+    identical: int
+
+    def summary(self) -> str:
+        return (f"{len(self.items)} items from the {self.shared} prompts every run answered; {self.identical} left out "
+                "because the models gave the same answer (nothing to compare)")
+
+
+def parse_eval_runs(runs: dict[str, tuple[str, str]], kind: str) -> EvalImport:
     """Blind (2 models) or rank (≥2 models) items from the per-prompt records of `alignlab eval` runs, one run per
     model: runs[model] = (file name, text of OUT.records.jsonl). Records are matched by 'id' (else by prompt); the
     first record of an id counts. The gym suite's records give {"messages", "greedy": {"response"}, "samples":
@@ -155,7 +169,7 @@ def parse_eval_runs(runs: dict[str, tuple[str, str]], kind: str) -> list[NewItem
     if not items:
         raise ImportFailure(f"eval runs: {', '.join(models)} gave the same answer to every one of the "
                             f"{len(shared)} shared prompts; there is nothing to compare")
-    return items
+    return EvalImport(items, len(shared), len(shared) - len(items))
 
 
 def _eval_record(where: str, record: dict) -> tuple[str | list, str]:

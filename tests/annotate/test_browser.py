@@ -143,15 +143,40 @@ def test_the_whole_story(server, browser, tmp_path, tiny_lm):
     shot(ann, "project-annotator")
     ann.click("text=Rank answers")
     ranked = 0
+    order = {"Wrap": 1, "Freeze": 2, "Bread": 3, "I like": 4}
+
+    def rank_of(card) -> int:
+        text = card.locator("pre").inner_text()
+        return next(v for k, v in order.items() if text.startswith(k))
+
     while "Rank the answers" in ann.inner_text("h1"):
         cards = ann.locator(".candidate")
         assert cards.count() == 4
         assert "<b>fresh</b>" in ann.inner_text(".prompt")         # HTML in a prompt is shown as text
-        order = {"Wrap": 1, "Freeze": 2, "Bread": 3, "I like": 4}
-        for c in range(4):
-            text = cards.nth(c).locator("pre").inner_text()
-            rank = next(v for k, v in order.items() if text.startswith(k))
-            cards.nth(c).locator("select").select_option(str(rank))
+        if ranked == 0:      # drag-to-rank (static/rank.js): drag each answer above the one now in its place
+            for target in range(4):
+                card = next(cards.nth(c) for c in range(4) if rank_of(cards.nth(c)) == target + 1)
+                if rank_of(cards.nth(target)) != target + 1:
+                    card.drag_to(cards.nth(target), target_position={"x": 40, "y": 5})
+        elif ranked == 1:    # two answers with one rank: the page says so and sends nothing
+            for c in range(4):
+                cards.nth(c).locator("select").select_option("1")
+            url = ann.url
+            ann.click("button:has-text('Submit')")
+            assert ann.url == url and ann.is_visible(".rank-error")
+            shot(ann, "rank-duplicate-refused-in-page")
+            for c in range(4):
+                cards.nth(c).locator("select").select_option(str(rank_of(cards.nth(c))))
+            assert not ann.is_visible(".rank-error")
+        else:                # the up/down buttons (what a phone has instead of dragging)
+            for _ in range(4):
+                for c in range(3):
+                    if rank_of(cards.nth(c)) > rank_of(cards.nth(c + 1)):
+                        cards.nth(c).locator("button[data-move=down]").click()
+        ranks = [int(cards.nth(c).locator("select").input_value()) for c in range(4)]
+        assert ranks == [rank_of(cards.nth(c)) for c in range(4)]   # every way ends in the right selects
+        if ranked != 1:
+            assert ranks == [1, 2, 3, 4]                            # and the cards in rank order
         shot(ann, f"rank-{ranked}")
         ann.click("button:has-text('Submit')")
         ranked += 1
@@ -203,3 +228,173 @@ def test_the_whole_story(server, browser, tmp_path, tiny_lm):
               if "loss" in json.loads(line)]
     assert len(losses) == 3 and losses[0] == pytest.approx(math.log(2), abs=1e-3)   # policy == reference at step 0
     assert (out / "model").is_dir()
+
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
+
+
+def fits_the_width(page) -> bool:
+    """Nothing wider than the window: no sideways scrolling of the page itself (wide tables scroll in their box)."""
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+
+def eval_run(model: Path, out: Path) -> Path:
+    """`alignlab eval` on the gym suite, as the demo runs it on each stage (a handful of prompts)."""
+    subprocess.run([sys.executable, "-m", "alignlab.cli", "eval", "--model", str(model), "--suite", "gym",
+                    "--limit", "6", "--num-samples", "1", "--max-new-tokens", "8", "--judge", "strmatch",
+                    "--out", str(out)], check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                   capture_output=True)
+    return out.with_suffix(".records.jsonl")
+
+
+def test_blind_evaluation_of_two_eval_runs_by_two_annotators(server, browser, tmp_path, tiny_lm, other_tiny_lm):
+    """Two models' `alignlab eval` records → a blind evaluation judged by two people, one at a desk with the keyboard,
+    one on a phone who skips (and flags) an item and withdraws a label; the export has no identical pairs, reads
+    back with the trainers' reader and trains DPO. Every page is shot at desktop and phone width."""
+    shots = Path(os.environ.get("ALIGNLAB_SCREENSHOTS", tmp_path / "screenshots")) / "blind"
+    shots.mkdir(parents=True, exist_ok=True)
+    n = iter(range(200))
+
+    def shot(page, name):
+        page.screenshot(path=str(shots / f"{next(n):02d}-{name}.png"), full_page=True)
+
+    sft = eval_run(tiny_lm, tmp_path / "sft" / "eval.json")
+    dpo = eval_run(other_tiny_lm, tmp_path / "dpo" / "eval.json")
+    # Where two stages answer alike (112 of the demo's 282 prompts did), the prompt must not reach anyone.
+    a_records = [json.loads(line) for line in sft.read_text().splitlines()]
+    b_records = [json.loads(line) for line in dpo.read_text().splitlines()]
+    b_records[0]["greedy"]["response"] = a_records[0]["greedy"]["response"]
+    dpo.write_text(jsonl(b_records))
+    differ = sum(a["greedy"]["response"] != b["greedy"]["response"] for a, b in zip(a_records, b_records))
+    assert len(a_records) == 6 and differ >= 3
+
+    admin = browser.new_context(accept_downloads=True).new_page()
+    admin.goto(f"{server}/login")
+    admin.fill("input[name=email]", ADMIN)
+    admin.fill("input[name=password]", PASSWORD)
+    admin.click("button:has-text('Log in')")
+    admin.fill("input[name=name]", "SFT vs DPO")
+    admin.fill("textarea[name=guidelines]", "Which answer is more helpful, honest and harmless?")
+    admin.fill("input[name=overlap]", "2")
+    admin.click("button:has-text('Create project')")
+    project_url = admin.url
+    links = {}
+    for email in ("ann@lab.org", "bob@lab.org"):
+        admin.fill("form[action$=invite] input[name=email]", email)
+        admin.select_option("form[action$=invite] select[name=role]", "annotator")
+        admin.click("button:has-text('Create invitation')")
+        links[email] = admin.inner_text("#invite-link")
+    admin.fill("form[action$=import-eval] input[name=model_a]", "sft")
+    admin.set_input_files("form[action$=import-eval] input[name=file_a]", str(sft))
+    admin.fill("form[action$=import-eval] input[name=model_b]", "dpo")
+    admin.set_input_files("form[action$=import-eval] input[name=file_b]", str(dpo))
+    admin.click("button:has-text('Import eval runs')")
+    assert f"{differ} items from the 6 prompts every run answered; {6 - differ} left out" in admin.inner_text("main")
+    shot(admin, "imported")
+
+    def join(link, name, context):
+        page = context.new_page()
+        page.goto(link)
+        page.fill("input[name=name]", name)
+        page.fill("input[name=password]", f"{name} password")
+        page.click("button:has-text('Join')")
+        return page
+
+    def prefers_first(page) -> bool:           # the scripted judgement: the longer answer is better
+        a, b = page.locator(".candidate pre").all_inner_texts()
+        return len(a) >= len(b)
+
+    # -- Bob, on a phone: skips and flags the first item, labels one and takes it back, labels the rest by tapping
+    bob = join(links["bob@lab.org"], "Bob", browser.new_context(**PHONE))
+    shot(bob, "phone-project-annotator")
+    assert fits_the_width(bob)
+    bob.click("text=Blind model evaluation")
+    skipped_url = bob.url
+    shot(bob, "phone-blind-task")
+    assert fits_the_width(bob)
+    bob.click("text=Skip this item")
+    bob.fill("form[action$=skip] input[name=reason]", "I cannot tell these apart")
+    bob.check("form[action$=skip] input[name=flag]")
+    shot(bob, "phone-skip")
+    bob.click("form[action$=skip] button:has-text('Skip')")
+    assert bob.url != skipped_url and "blind" in bob.inner_text("h1")
+    withdrawn = False
+    bob_labels = 0
+    while "blind" in bob.inner_text("h1"):
+        first = prefers_first(bob)
+        for criterion in ("helpful", "honest", "harmless"):
+            bob.check(f"input[name=verdict_{criterion}][value={'A' if first != withdrawn else 'B'}]")
+        if not withdrawn:                       # a slip of the finger: the opposite verdict, sent, then withdrawn
+            slip_url = bob.url
+            bob.click("button:has-text('Submit')")
+            bob.goto(slip_url)
+            assert "You submitted this task" in bob.inner_text("main")
+            bob.click("button:has-text('Withdraw my label')")
+            assert bob.url == slip_url and "Submit" in bob.inner_text("form.card")
+            shot(bob, "phone-after-withdrawal")
+            withdrawn = True
+            continue
+        bob.click("button:has-text('Submit')")
+        bob_labels += 1
+    assert bob_labels == differ - 1 and "Queue empty" in bob.inner_text("h1")
+
+    # -- Ann, at a desk, by keyboard: every item, the one Bob skipped included
+    ann = join(links["ann@lab.org"], "Ann", browser.new_context())
+    ann.click("text=Blind model evaluation")
+    ann_labels = 0
+    while "blind" in ann.inner_text("h1"):
+        ann.keyboard.press("1" if prefers_first(ann) else "3")
+        with ann.expect_navigation():
+            ann.keyboard.press("Enter")
+        ann_labels += 1
+    assert ann_labels == differ
+
+    # -- admin: the flag and the review, then the export trains DPO
+    admin.goto(f"{project_url}/review")
+    assert "I cannot tell these apart" in admin.inner_text("#flagged")
+    shot(admin, "review")
+    admin.click("#flagged a")
+    assert "flagged" in admin.inner_text("#skips") and "model: sft" in admin.inner_text("main")
+    shot(admin, "item-detail")
+    admin.goto(project_url)
+    with admin.expect_download() as download:
+        admin.click("a:has-text('Preference pairs (all criteria)')")
+    exported = tmp_path / "preferences.jsonl"
+    download.value.save_as(exported)
+    pairs = read_preferences(exported)
+    assert len(pairs) == 3 * (ann_labels + bob_labels)
+    assert all(p.chosen != p.rejected for p in pairs)
+    assert {p.meta["chosen_model"] for p in pairs} <= {"sft", "dpo"}
+    out = tmp_path / "dpo-run"
+    subprocess.run([sys.executable, "-m", "alignlab.cli", "dpo", str(Path(__file__).with_name("dpo_tiny.yaml")),
+                    f"model.path={tiny_lm}", f"data.train_files=[{exported}]", f"run.out_dir={out}"],
+                   check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert (out / "model").is_dir()
+
+    # -- every page at desktop and phone width, each fitting its window
+    item_ids = sorted({int(u.rsplit("/", 1)[1]) for u in [skipped_url, slip_url]})
+    project = project_url.rsplit("/", 1)[1]
+    admin_pages = {"home": "/", "project": f"/projects/{project}", "items": f"/projects/{project}/items",
+                   "item-detail": f"/projects/{project}/items/{item_ids[0]}", "review": f"/projects/{project}/review",
+                   "stats": f"/projects/{project}/stats", "queue": f"/projects/{project}/next/blind",
+                   "write": f"/projects/{project}/write"}
+    ann_pages = {"annotator-project": f"/projects/{project}", "annotator-item": f"/items/{item_ids[-1]}"}
+    phone_admin = browser.new_context(**PHONE).new_page()
+    phone_admin.goto(f"{server}/login")
+    shot(phone_admin, "phone-login")
+    assert fits_the_width(phone_admin)
+    phone_admin.fill("input[name=email]", ADMIN)
+    phone_admin.fill("input[name=password]", PASSWORD)
+    phone_admin.click("button:has-text('Log in')")
+    admin.goto(project_url)
+    admin.fill("form[action$=invite] input[name=email]", "pat@lab.org")
+    admin.click("button:has-text('Create invitation')")
+    visitors = (browser.new_context().new_page(), browser.new_context(**PHONE).new_page())
+    invitation = {"invitation": admin.inner_text("#invite-link").split(server, 1)[1]}
+    for who, pages in [((admin, phone_admin), admin_pages), ((ann, bob), ann_pages), (visitors, invitation)]:
+        for name, path in pages.items():
+            for width, page in zip(("desktop", "phone"), who):
+                page.goto(f"{server}{path}")
+                assert page.url.endswith(path) or name == "home", (name, page.url)
+                shot(page, f"{width}-{name}")
+                assert fits_the_width(page), f"{name} is wider than a {width} screen"

@@ -93,17 +93,20 @@ def test_eval_runs_become_blind_items():
                   "greedy": {"response": "hello"}},
                  {"id": "b", "messages": [{"role": "user", "content": "bye"}], "samples": [{"response": "ciao"}]}])
     other = jsonl([{"id": "b", "prompt": "bye", "response": "later"}, {"id": "b", "prompt": "bye", "response": "x"}])
-    [item] = imports.parse_eval_runs({"sft": ("sft.records.jsonl", gym), "dpo": ("dpo.records.jsonl", other)}, "blind")
+    made = imports.parse_eval_runs({"sft": ("sft.records.jsonl", gym), "dpo": ("dpo.records.jsonl", other)}, "blind")
+    [item] = made.items
+    assert (made.shared, made.identical) == (1, 0)
     assert item.prompt == [{"role": "user", "content": "bye"}]
     assert item.candidates == [("ciao", "sft"), ("later", "dpo")]     # first record per id; first sample
     assert item.source == "sft.records.jsonl:2"
     other_gym = gym.replace('"hello"', '"hey"').replace('"ciao"', '"bye bye"')
-    both = imports.parse_eval_runs({"x": ("x", gym), "y": ("y", other_gym)}, "blind")
+    both = imports.parse_eval_runs({"x": ("x", gym), "y": ("y", other_gym)}, "blind").items
     assert [i.candidates[0][0] for i in both] == ["hello", "ciao"]   # greedy answer when present
     # the same answer from both models: nothing to compare, the prompt is left out (here: every prompt)
     half = other_gym.replace('"bye bye"', '"ciao"')
-    assert [i.candidates for i in imports.parse_eval_runs({"x": ("x", gym), "y": ("y", half)}, "blind")] == \
-        [[("hello", "x"), ("hey", "y")]]
+    made = imports.parse_eval_runs({"x": ("x", gym), "y": ("y", half)}, "blind")
+    assert [i.candidates for i in made.items] == [[("hello", "x"), ("hey", "y")]]
+    assert (made.shared, made.identical) == (2, 1) and "1 left out because the models gave the same" in made.summary()
     with pytest.raises(imports.ImportFailure, match="the same answer to every one of the 2 shared prompts"):
         imports.parse_eval_runs({"x": ("x", gym), "y": ("y", gym)}, "blind")
 
