@@ -107,7 +107,8 @@ def flagged_items(s: Session, admin: User, project_id: int) -> list[tuple[Item, 
     require_admin(s, admin, project_id)
     return [(item, _author(user), a.skip_reason or "") for a, item, user in s.execute(
         select(Assignment, Item, User).join(Item, Item.id == Assignment.item_id)
-        .join(User, User.id == Assignment.user_id).where(Item.project_id == project_id, Assignment.flagged).order_by(Assignment.id.desc()))]
+        .join(User, User.id == Assignment.user_id)
+        .where(Item.project_id == project_id, Assignment.flagged).order_by(Assignment.id.desc()))]
 
 
 def disputed_items(s: Session, admin: User, project_id: int, limit: int = 100) -> tuple[list[tuple[Item, float, int]],
