@@ -4,24 +4,32 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
+import threading
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 
 _hasher = PasswordHasher()   # argon2id with the library's RFC 9106 defaults
 MIN_PASSWORD = 8
+HASHING_AT_ONCE = max(1, (os.cpu_count() or 2) // 2)
+"""Password hashes computed at the same time; more wait their turn. Each hash is memory-hard and spreads over several
+cores, so a burst of (wrong) logins would otherwise take every core and slow every page; this keeps half free."""
+_hashing = threading.BoundedSemaphore(HASHING_AT_ONCE)
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    with _hashing:
+        return _hasher.hash(password)
 
 
 def verify_password(password_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash, password)
-    except VerificationError:
-        return False
+    with _hashing:
+        try:
+            return _hasher.verify(password_hash, password)
+        except VerificationError:
+            return False
 
 
 _dummy: dict[int, str] = {}

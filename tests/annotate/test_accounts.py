@@ -190,3 +190,31 @@ def test_serve_hosts_trust_loopback_and_the_names_given():
     args = argparse.Namespace(host="0.0.0.0", port=8000, public=True, trusted_host=["lab.example.org"])
     assert {"127.0.0.1", "localhost", "lab.example.org"} <= set(serve_hosts(args))
     assert serve_hosts(argparse.Namespace(host="127.0.0.1", port=8000, public=False, trusted_host=[])) is not None
+
+
+def test_password_hashes_run_a_few_at_a_time(monkeypatch):
+    """A burst of logins queues for the hash instead of taking every core (benchmarks/annotate_logins.py measures a
+    page's latency during such a burst): with room for one, two verifications never overlap."""
+    import threading
+    import time as clock
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    class SlowHasher:
+        def verify(self, password_hash, password):
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            clock.sleep(0.05)
+            with lock:
+                running[0] -= 1
+            return True
+    monkeypatch.setattr(security, "_hasher", SlowHasher())
+    monkeypatch.setattr(security, "_hashing", threading.BoundedSemaphore(1))
+    threads = [threading.Thread(target=security.verify_password, args=("h", "p")) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1
+    assert security.HASHING_AT_ONCE >= 1
