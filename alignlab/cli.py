@@ -18,6 +18,7 @@ COMMANDS = {
     "pipeline": ("alignlab.pipeline", "run the stages of a pipeline YAML in order"),
     "annotate": ("alignlab.annotate.cli", "the human-feedback web platform"),
     "redteam": ("alignlab.redteam.cli", "attack a model: jailbreak templates, GCG adversarial suffixes"),
+    "data": ("alignlab.data.cli", "alignment data: `check` training files against every eval set"),
 }
 
 

@@ -72,6 +72,10 @@ class PipelineConfig:
     seeds: list[int] = field(default_factory=list)
     """Run the randomised stages once per seed (RUN_DIR/seed-N/) and report figures over seeds; empty = one run,
     each stage with its own config's seed."""
+    data_check: str = "warn"
+    """Before each training stage (sft, rm, dpo, ppo with a data file) its data are checked against every eval set
+    the project knows (`alignlab data check`; report in the stage's data_check.json): warn = log the overlaps and go
+    on, fail = stop the pipeline on any overlap, off = no check."""
 
     def problems(self) -> list[tuple[str, str]]:
         from alignlab.eval.cli import SUITES
@@ -80,6 +84,8 @@ class PipelineConfig:
             return [("suite", f"names unknown suites {unknown} (known: {', '.join(SUITES)})")]
         if not self.suite or len(set(self.suite)) != len(self.suite):
             return [("suite", "must list one or more different suites")]
+        if self.data_check not in DATA_CHECKS:
+            return [("data_check", f"must be one of {', '.join(DATA_CHECKS)}, got {self.data_check!r}")]
         return []
 
 
@@ -352,6 +358,32 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, dict]:
     return metrics
 
 
+DATA_CHECKS = ("warn", "fail", "off")
+TRAINING_KINDS = ("sft", "rm", "dpo", "ppo")
+
+
+class ContaminatedData(RuntimeError):
+    """A training stage's data overlap an eval set and the pipeline has `data_check: fail`."""
+
+
+def check_training_data(stage: StageConfig, ctx: Context, out_dir: Path) -> dict | None:
+    """The decontamination check of a training stage's data file (None when there is nothing to check)."""
+    if ctx.cfg.data_check == "off" or stage.kind not in TRAINING_KINDS or stage.data is None:
+        return None
+    from alignlab.eval.contamination import check_files, summary_lines
+    path = ctx.resolve_data(stage.data)
+    report = check_files([path], ctx.cfg.eval.data_root())
+    (out_dir / "data_check.json").write_text(json.dumps(report.to_json(), indent=1, ensure_ascii=False))
+    lines = summary_lines(report, show=5)
+    if report.overlaps and ctx.cfg.data_check == "fail":
+        raise ContaminatedData(f"stage {stage.name}: its data overlap the eval sets (data_check: fail):\n"
+                               + "\n".join(lines) + f"\nfull report: {out_dir / 'data_check.json'}")
+    (log.warning if report.overlaps or report.skipped else log.info)("stage %-10s data check: %s", stage.name,
+                                                                    "; ".join(lines))
+    return {"records": report.records, "overlapping_records": report.contaminated_records,
+            "skipped_sources": sorted(report.skipped), "report": str(out_dir / "data_check.json")}
+
+
 def _run_stages(stages: list[StageConfig], ctx: Context) -> dict[str, dict]:
     """Run (or skip, when unchanged) each non-report stage in order; returns {stage: its metrics}."""
     metrics: dict[str, dict] = {}
@@ -370,7 +402,10 @@ def _run_stages(stages: list[StageConfig], ctx: Context) -> dict[str, dict]:
             if out_dir.exists():     # a changed stage starts clean: its trainer refuses to overwrite an old run
                 shutil.rmtree(out_dir)
             out_dir.mkdir(parents=True)
+            checked = check_training_data(stage, ctx, out_dir)
             output = RUNNERS[stage.kind](stage, ctx, out_dir)
+            if checked is not None:
+                output.extra["data_check"] = checked
             output.extra["seconds"] = round(time.time() - t0, 1)
             (out_dir / "stage.json").write_text(json.dumps({"fingerprint": fp, "output": asdict(output)}, indent=2))
             log.info("stage %-10s done in %.1fs", stage.name, output.extra["seconds"])

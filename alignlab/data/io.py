@@ -30,7 +30,7 @@ def _open(path: str | Path, mode: str) -> IO[str]:
     return open(path, mode, encoding="utf-8")
 
 
-def _records(path: str | Path) -> Iterator[tuple[str, dict]]:
+def iter_records(path: str | Path) -> Iterator[tuple[str, dict]]:
     """("file:line", object) for every non-blank line (JSONL), or ("file:row N", object) of a JSON array or a
     Parquet file."""
     if str(path).endswith((".json", ".parquet")):
@@ -140,7 +140,7 @@ def read_sft(path: str | Path) -> list[SFTExample]:
     `{"instruction", "input"?, "output", "system"?}` and ShareGPT `{"conversations": [{"from", "value"}]}` (read as
     chat messages), or `{"text": str}` (plain text, every token trained on, as continued pretraining).
     Other keys (ids, sources) are allowed and not used."""
-    return [_sft_example(obj, where) for where, obj in _records(path)]
+    return [_sft_example(obj, where) for where, obj in iter_records(path)]
 
 
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
@@ -199,7 +199,7 @@ def read_preferences(path: str | Path) -> list[PreferencePair]:
     """Pairs from every pair form (text, conversational, implicit-prompt, Anthropic HH); K-way ranking lines are
     expanded to all their (better, worse) pairs. Keys other than the record's fields go into `meta`."""
     pairs = []
-    for where, obj in _records(path):
+    for where, obj in iter_records(path):
         if "responses" in obj:
             pairs += ranking_to_pairs(_ranking(obj, where))
         else:
@@ -278,7 +278,7 @@ def _split_hh(chosen: str, rejected: str, where: str) -> tuple[list[Message], st
 
 def read_rankings(path: str | Path) -> list[Ranking]:
     """`{"prompt", "responses": [K str], "ranks": [K int]}` (0 = best, ties allowed) or `{..., "best": int}`."""
-    return [_ranking(obj, where) for where, obj in _records(path)]
+    return [_ranking(obj, where) for where, obj in iter_records(path)]
 
 
 def _ranking(obj: dict, where: str) -> Ranking:
@@ -315,7 +315,7 @@ def _ranking(obj: dict, where: str) -> Ranking:
 def read_feedback(path: str | Path) -> list[Feedback]:
     """TRL's unpaired (KTO) form: `{"prompt": …, "completion": str, "label": true|false}`."""
     out = []
-    for where, obj in _records(path):
+    for where, obj in iter_records(path):
         if not {"prompt", "completion", "label"} <= set(obj):
             raise DataError(f"{where}: expected 'prompt', 'completion' and 'label', got keys {sorted(obj)}")
         if not isinstance(obj["label"], bool):
@@ -366,7 +366,7 @@ def read_texts(path: str | Path) -> list[str]:
     name = str(path)
     if name.endswith((".jsonl", ".jsonl.gz")):
         return [_text(obj.get("text"), "text", where, allow_empty=False) if "text" in obj else
-                _missing_text(obj, where) for where, obj in _records(name)]
+                _missing_text(obj, where) for where, obj in iter_records(name)]
     try:
         with _open(name, "r") as f:
             docs = [d.strip() for d in f.read().split("\n\n") if d.strip()]

@@ -74,14 +74,14 @@ def evaluate(model_path: str, args, system: str | None) -> dict:
 def attack_records(args, n: int, out_dir: Path) -> tuple[list[tuple[str, dict]], Path]:
     """The attack's records, each with its "file:line" (at least the largest dose), and the file they are in (a gym
     attack is written to out_dir/attack.jsonl first)."""
-    from alignlab.data.io import _records
+    from alignlab.data.io import iter_records
     if args.attack_file:
         path = Path(args.attack_file)
     else:
         from alignlab.gym.attacks import attack_examples
         path = write_jsonl(out_dir / "attack.jsonl", attack_examples(args.attack.removeprefix("gym-"), n,
                                                                      seed=args.seed))
-    rows = list(_records(path))
+    rows = list(iter_records(path))
     if len(rows) < n:
         raise ValueError(f"{path} has {len(rows)} examples, fewer than the largest dose {n}")
     return rows, path
@@ -91,8 +91,8 @@ def safety_records(args, n: int) -> list[dict]:
     if n == 0:
         return []
     if args.safety_file:
-        from alignlab.data.io import _records
-        rows = [obj for _, obj in _records(args.safety_file)]
+        from alignlab.data.io import iter_records
+        rows = [obj for _, obj in iter_records(args.safety_file)]
         return (rows * math.ceil(n / len(rows)))[:n]
     from alignlab.gym.attacks import attack_examples
     return attack_examples("safety", n, seed=args.seed + 1)
