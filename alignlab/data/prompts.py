@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alignlab.data.io import DataError, _messages, _prompt, _records, read_preferences
+from alignlab.data.io import DataError, _messages, _prompt, iter_records, read_preferences
 from alignlab.data.records import Prompt, PromptRecord
 
 PAIR_KEYS = {"chosen", "rejected", "responses"}
@@ -79,7 +79,7 @@ def unique(records: list[PromptRecord]) -> list[PromptRecord]:
 
 def read_prompt_file(path: str | Path, prompt_field: str = "prompt") -> list[PromptRecord]:
     name = str(path)
-    rows = list(_records(name))                  # JSONL, a JSON array or Parquet (alignlab.data.io)
+    rows = list(iter_records(name))                  # JSONL, a JSON array or Parquet (alignlab.data.io)
     if PAIR_KEYS & set(rows[0][1]) and prompt_field == "prompt":
         # a preference or ranking file: its prompts, with the pair's other columns (annotator, gym facts, …)
         return [PromptRecord(p.prompt, {k: v for k, v in p.meta.items() if k not in ("ranks", "ranking_pair")},
