@@ -372,7 +372,7 @@ def check_training_data(stage: StageConfig, ctx: Context, out_dir: Path) -> dict
         return None
     from alignlab.eval.contamination import check_files, summary_lines
     path = ctx.resolve_data(stage.data)
-    report = check_files([path], ctx.cfg.eval.data_root())
+    report = check_files([path], ctx.cfg.eval.data_root(), heldout_only=ctx.cfg.eval.heldout_only)
     (out_dir / "data_check.json").write_text(json.dumps(report.to_json(), indent=1, ensure_ascii=False))
     lines = summary_lines(report, show=5)
     if report.overlaps and ctx.cfg.data_check == "fail":

@@ -31,10 +31,13 @@ def _open(path: str | Path, mode: str) -> IO[str]:
 
 
 def iter_records(path: str | Path) -> Iterator[tuple[str, dict]]:
-    """("file:line", object) for every non-blank line (JSONL), or ("file:row N", object) of a JSON array or a
-    Parquet file."""
+    """("file:line", object) for every non-blank line (JSONL), or ("file:row N", object) of a JSON array, a
+    Parquet file or a Hugging Face `datasets` directory (save_to_disk)."""
     if str(path).endswith((".json", ".parquet")):
         yield from _table_rows(path)
+        return
+    if Path(path).is_dir():
+        yield from _dataset_rows(path)
         return
     count = 0
     try:
@@ -56,6 +59,25 @@ def iter_records(path: str | Path) -> Iterator[tuple[str, dict]]:
         raise DataError(f"{path}: file not found; check the path in the config") from None
     if count == 0:
         raise DataError(f"{path}: no records (the file is empty); point the config at a file with data")
+
+
+def _dataset_rows(path: str | Path) -> Iterator[tuple[str, dict]]:
+    """Rows of a Hugging Face `datasets` directory written by `save_to_disk` (a Dataset, or a DatasetDict's
+    "train" split)."""
+    import datasets
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except FileNotFoundError:
+        raise DataError(f"{path}: a directory, but not a `datasets` save_to_disk directory (no dataset_info.json or "
+                        "state.json); point the config at a data file or such a directory") from None
+    if isinstance(loaded, datasets.DatasetDict):
+        if "train" not in loaded:
+            raise DataError(f"{path}: a DatasetDict without a 'train' split (splits: {', '.join(loaded)})")
+        loaded = loaded["train"]
+    if len(loaded) == 0:
+        raise DataError(f"{path}: no records (the dataset is empty)")
+    for i, row in enumerate(loaded, 1):
+        yield f"{path}:row {i}", dict(row)
 
 
 def _table_rows(path: str | Path) -> Iterator[tuple[str, dict]]:

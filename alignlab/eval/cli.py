@@ -115,6 +115,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, EvalSettings]:
                    help="jailbreaks: harmbench | advbench | gym")
     p.add_argument("--jailbreak-templates", type=int, default=defaults.jailbreak_templates,
                    help="jailbreaks: templates per family (DAN, in the wild) drawn with --seed; 0 = all")
+    p.add_argument("--heldout-only", action="store_true",
+                   help="truthfulqa/bbq/xstest: only the half kept out of `alignlab data adapt` training data")
     p.add_argument("--alpaca-baseline", default=defaults.alpaca_baseline,
                    help="alpaca_eval reference outputs: gpt4_1106_preview (AlpacaEval 2.0) | text_davinci_003")
     args = p.parse_args(argv)
@@ -124,6 +126,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, EvalSettings]:
                             judge_model=args.judge_model, judge_endpoint=args.judge_endpoint,
                             judge_endpoint_model=args.judge_endpoint_model, judge_api_key_env=args.judge_api_key_env,
                             judge_max_tokens=args.judge_max_tokens, alpaca_baseline=args.alpaca_baseline,
+                            heldout_only=args.heldout_only,
                             jailbreak_behaviours=args.jailbreak_behaviours,
                             jailbreak_templates=args.jailbreak_templates or None)
     return args, settings

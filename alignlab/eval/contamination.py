@@ -29,6 +29,8 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from alignlab.data.splits import bbq_key, held_out, truthfulqa_key, xstest_key
+
 NGRAM = 13
 MIN_WORDS = 8
 JACCARD = 0.5
@@ -128,40 +130,42 @@ def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> float:
 
 # -- eval items ------------------------------------------------------------------------------------------------------
 
-def _from_settings(data_dir: Path):
+def _from_settings(data_dir: Path, heldout_only: bool = False):
     from alignlab.eval.settings import EvalSettings
-    return EvalSettings(data_dir=str(data_dir))
+    return EvalSettings(data_dir=str(data_dir), heldout_only=heldout_only)
 
 
-def _xstest(data_dir: Path) -> Iterator[EvalItem]:
+def _xstest(data_dir: Path, heldout_only: bool) -> Iterator[EvalItem]:
     from alignlab.eval.suites.xstest import FILE, read_prompts
     settings = _from_settings(data_dir)
     for row_no, row in enumerate(read_prompts(settings), 2):
-        yield EvalItem("xstest", f"{settings.data_path(*FILE)}:{row_no}", row["prompt"])
+        if not heldout_only or held_out("xstest", xstest_key(row["prompt"])):
+            yield EvalItem("xstest", f"{settings.data_path(*FILE)}:{row_no}", row["prompt"])
 
 
-def _harmbench(data_dir: Path) -> Iterator[EvalItem]:
+def _harmbench(data_dir: Path, heldout_only: bool) -> Iterator[EvalItem]:
     from alignlab.eval.suites.harmbench import FILE, read_behaviours
     settings = _from_settings(data_dir)
     for row_no, row in enumerate(read_behaviours(settings), 2):
         yield EvalItem("harmbench", f"{settings.data_path(*FILE)}:{row_no}", row["prompt"])
 
 
-def _advbench(data_dir: Path) -> Iterator[EvalItem]:
+def _advbench(data_dir: Path, heldout_only: bool) -> Iterator[EvalItem]:
     from alignlab.eval.suites.advbench import FILE, read_behaviours
     settings = _from_settings(data_dir)
     for row_no, row in enumerate(read_behaviours(settings), 2):
         yield EvalItem("advbench", f"{settings.data_path(*FILE)}:{row_no}", row["prompt"])
 
 
-def _truthfulqa(data_dir: Path) -> Iterator[EvalItem]:
+def _truthfulqa(data_dir: Path, heldout_only: bool) -> Iterator[EvalItem]:
     from alignlab.eval.suites.truthfulqa import FILE, read_questions
     settings = _from_settings(data_dir)
     for i, row in enumerate(read_questions(settings)):
-        yield EvalItem("truthfulqa", f"{settings.data_path(*FILE)} item {i}", row["question"])
+        if not heldout_only or held_out("truthfulqa", truthfulqa_key(row)):
+            yield EvalItem("truthfulqa", f"{settings.data_path(*FILE)} item {i}", row["question"])
 
 
-def _bbq(data_dir: Path) -> Iterator[EvalItem]:
+def _bbq(data_dir: Path, heldout_only: bool) -> Iterator[EvalItem]:
     from alignlab.eval.suites.bbq import read_items
     folder = Path(data_dir) / "bbq"
     files = sorted(folder.glob("*.jsonl"))
@@ -169,10 +173,11 @@ def _bbq(data_dir: Path) -> Iterator[EvalItem]:
         raise FileNotFoundError(folder)
     for path in files:
         for line, row in enumerate(read_items(path, None), 1):
-            yield EvalItem("bbq", f"{path}:{line}", f"{row['context']} {row['question']}")
+            if not heldout_only or held_out("bbq", bbq_key(row)):
+                yield EvalItem("bbq", f"{path}:{line}", f"{row['context']} {row['question']}")
 
 
-def _mt_bench(data_dir: Path) -> Iterator[EvalItem]:
+def _mt_bench(data_dir: Path, heldout_only: bool) -> Iterator[EvalItem]:
     from alignlab.eval.suites.mt_bench import QUESTIONS, read_questions
     settings = _from_settings(data_dir)
     for line, row in enumerate(read_questions(settings), 1):
@@ -180,7 +185,7 @@ def _mt_bench(data_dir: Path) -> Iterator[EvalItem]:
             yield EvalItem("mt_bench", f"{settings.data_path(*QUESTIONS)}:{line} turn {turn}", text)
 
 
-def _alpaca_eval(data_dir: Path) -> Iterator[EvalItem]:
+def _alpaca_eval(data_dir: Path, heldout_only: bool) -> Iterator[EvalItem]:
     from alignlab.eval.suites.alpaca_eval import read_baseline
     settings = _from_settings(data_dir)
     path = settings.data_path("alpaca_eval", f"{settings.alpaca_baseline}_model_outputs.json")
@@ -188,7 +193,7 @@ def _alpaca_eval(data_dir: Path) -> Iterator[EvalItem]:
         yield EvalItem("alpaca_eval", f"{path} item {i}", row["instruction"])
 
 
-def _gym(data_dir: Path) -> Iterator[EvalItem]:
+def _gym(data_dir: Path, heldout_only: bool) -> Iterator[EvalItem]:
     from alignlab.gym.evaluate import eval_requests
     for request in eval_requests():
         text = "\n".join(m["content"] for m in request.messages if m["role"] == "user")
@@ -201,15 +206,17 @@ KNOWN_SOURCES: dict[str, Callable[[Path], Iterable[EvalItem]]] = {
 }
 
 
-def eval_items(data_dir: str | Path, sources: list[str] | None = None) -> tuple[list[EvalItem], dict[str, str]]:
+def eval_items(data_dir: str | Path, sources: list[str] | None = None,
+               heldout_only: bool = False) -> tuple[list[EvalItem], dict[str, str]]:
     """The eval items of the named sources (all known ones by default), and {source: why skipped} for those whose
-    files are absent."""
+    files are absent. With `heldout_only`, TruthfulQA, BBQ and XSTest give only their evaluation half
+    (alignlab.data.splits), as `alignlab eval --heldout-only` evaluates them."""
     items, skipped = [], {}
     for name in sources or list(KNOWN_SOURCES):
         if name not in KNOWN_SOURCES:
             raise ValueError(f"unknown eval source {name!r}; known: {', '.join(KNOWN_SOURCES)}")
         try:
-            items += list(KNOWN_SOURCES[name](Path(data_dir)))
+            items += list(KNOWN_SOURCES[name](Path(data_dir), heldout_only))
         except FileNotFoundError as e:
             skipped[name] = f"file not found: {e.filename}" if e.filename else str(e)
     return items, skipped
@@ -279,18 +286,19 @@ class _Index:
 
 
 @functools.lru_cache(maxsize=4)
-def _index(data_dir: str, sources: tuple[str, ...], n: int, min_words: int) -> tuple[_Index, dict[str, str]]:
+def _index(data_dir: str, sources: tuple[str, ...], n: int, min_words: int,
+           heldout_only: bool) -> tuple[_Index, dict[str, str]]:
     """Built once per process for a data directory and settings (a pipeline checks several stages' files)."""
-    items, skipped = eval_items(data_dir, list(sources))
+    items, skipped = eval_items(data_dir, list(sources), heldout_only)
     return _Index(items, n, min_words), skipped
 
 
 def check_files(paths: list[str | Path], data_dir: str | Path, sources: list[str] | None = None, n: int = NGRAM,
                 min_words: int = MIN_WORDS, jaccard: float = JACCARD, min_coverage: float = MIN_COVERAGE,
-                progress: bool = False) -> CheckReport:
+                heldout_only: bool = False, progress: bool = False) -> CheckReport:
     """Every overlap of the training files' texts with the eval items: n-gram runs covering at least
     `min_coverage` of an item's words, short items found whole, and near-duplicates."""
-    index, skipped = _index(str(data_dir), tuple(sources or KNOWN_SOURCES), n, min_words)
+    index, skipped = _index(str(data_dir), tuple(sources or KNOWN_SOURCES), n, min_words, heldout_only)
     items = index.items
     report = CheckReport([str(p) for p in paths], 0, 0, {}, dict(skipped))
     for item in items:

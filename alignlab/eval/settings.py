@@ -51,6 +51,9 @@ class EvalSettings:
     jailbreak_templates: int | None = 8
     """jailbreaks: templates drawn (with `seed`) from each family (DAN, in the wild), besides the direct request;
     None = all (14 DAN, 666 in the wild)."""
+    heldout_only: bool = False
+    """truthfulqa, bbq, xstest: evaluate only the half of the items kept out of training (alignlab.data.splits) —
+    set it when a model was trained on `alignlab data adapt` output of the same set."""
     alpaca_baseline: str = "gpt4_1106_preview"
     """alpaca_eval: the reference outputs the model is compared with, alpaca_eval/<name>_model_outputs.json
     (gpt4_1106_preview: AlpacaEval 2.0; text_davinci_003: AlpacaEval 1)."""
@@ -71,7 +74,8 @@ class EvalSettings:
 # adding such a setting does not redo old runs).
 _LLM_JUDGE = ("judge_model", "judge_endpoint", "judge_endpoint_model", "judge_api_key_env", "judge_max_tokens")
 SUITE_SETTINGS = {"mt_bench": _LLM_JUDGE, "alpaca_eval": (*_LLM_JUDGE, "alpaca_baseline"),
-                  "jailbreaks": ("jailbreak_behaviours", "jailbreak_templates")}
+                  "jailbreaks": ("jailbreak_behaviours", "jailbreak_templates"),
+                  "truthfulqa": ("heldout_only",), "bbq": ("heldout_only",), "xstest": ("heldout_only",)}
 
 
 def settings_read_by(settings: EvalSettings, suites: list[str]) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alignlab.data.splits import bbq_key, held_out
 from alignlab.eval.settings import EvalSettings, SuiteResult
 from alignlab.eval.suites.files import BenchmarkFileError, read_jsonl
 from alignlab.eval.suites.likelihood import answer_logps
@@ -71,7 +72,8 @@ def run_suite(model, tokenizer, settings: EvalSettings) -> SuiteResult:
     files = sorted(folder.glob("*.jsonl"))
     if not files:
         raise BenchmarkFileError(f"{folder}: no <Category>.jsonl files (the published BBQ data/ folder)")
-    rows = [row for path in files for row in read_items(path, settings.limit)]
+    rows = [row for path in files for row in read_items(path, settings.limit)
+            if not settings.heldout_only or held_out("bbq", bbq_key(row))]
     pairs = [(prompt_of(r), r[f"ans{k}"]) for r in rows for k in range(3)]
     scores = answer_logps(model, tokenizer, pairs, settings.batch_size)
     predictions = [max(range(3), key=lambda k: scores[3 * i + k]) for i in range(len(rows))]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from alignlab.data.splits import held_out, truthfulqa_key
 from alignlab.eval.settings import EvalSettings, SuiteResult
 from alignlab.eval.suites.files import BenchmarkFileError, read_json_list
 from alignlab.eval.suites.likelihood import answer_logps
@@ -27,6 +28,8 @@ def read_questions(settings: EvalSettings) -> list[dict]:
                 raise BenchmarkFileError(f"{path}: item {i}: {key} must map answers to 1/0 with at least one 1")
         if sum(row["mc1_targets"].values()) != 1:
             raise BenchmarkFileError(f"{path}: item {i}: mc1_targets must have exactly one true answer")
+    if settings.heldout_only:
+        rows = [r for r in rows if held_out("truthfulqa", truthfulqa_key(r))]
     return rows
 
 

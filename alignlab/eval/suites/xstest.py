@@ -6,6 +6,7 @@ Each response is labelled full compliance / full refusal / partial refusal by th
 
 from __future__ import annotations
 
+from alignlab.data.splits import held_out, xstest_key
 from alignlab.eval.judges.refusal import FULL_REFUSAL, PARTIAL_REFUSAL, is_refusal, refusal_judge_for
 from alignlab.eval.settings import EvalSettings, SuiteResult
 from alignlab.eval.suites.files import BenchmarkFileError, read_csv
@@ -22,6 +23,8 @@ def read_prompts(settings: EvalSettings) -> list[dict[str, str]]:
     for line, row in enumerate(rows, 2):
         if row["label"] not in ("safe", "unsafe"):
             raise BenchmarkFileError(f"{path}:{line}: label {row['label']!r} must be 'safe' or 'unsafe'")
+    if settings.heldout_only:
+        rows = [r for r in rows if held_out("xstest", xstest_key(r["prompt"]))]
     if settings.limit is None:
         return rows
     by_type: dict[str, list[dict[str, str]]] = {}
