@@ -352,7 +352,7 @@ def _pages(app: FastAPI) -> None:
                 runs[model] = (upload.filename or f"{model}.records.jsonl", _utf8(upload.filename, upload.file.read()))
             if len(runs) != 2:
                 raise store.InvalidInput("the two runs need different model names")
-            made = imports.parse_eval_runs(runs, "blind")
+            made = imports.parse_eval_runs(runs, "blind", str(form.get("identical", "tie")))
             tasks.add_items(s, w.user, project_id, made.items)
             return render(request, "message.html", w, title="Eval runs imported",
                           message=f"Imported blind evaluation: {made.summary()}.", back=f"/projects/{project_id}",

@@ -54,6 +54,8 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--as", dest="email", required=True)
     ev.add_argument("--project", type=int, required=True)
     ev.add_argument("--kind", default="blind", choices=("blind", "rank"))
+    ev.add_argument("--identical", default="tie", choices=imports.IDENTICAL,
+                    help="prompts the models answered alike: a tie nobody is asked about (default), or left out")
     ev.add_argument("runs", nargs="+", help="MODEL=PATH, one per model")
     aud = cmd("audit", "print the audit log (newest last) as JSON lines")
     aud.add_argument("--limit", type=int, default=100)
@@ -133,7 +135,8 @@ def run(args: argparse.Namespace, s, before: int) -> int:
         runs = dict(r.split("=", 1) for r in args.runs if "=" in r)
         if len(runs) != len(args.runs):
             raise store.InvalidInput("give each run as MODEL=PATH/TO/OUT.records.jsonl")
-        made = imports.parse_eval_runs({m: (p, Path(p).read_text()) for m, p in runs.items()}, args.kind)
+        made = imports.parse_eval_runs({m: (p, Path(p).read_text()) for m, p in runs.items()}, args.kind,
+                                       args.identical)
         tasks.add_items(s, _user(s, args.email), args.project, made.items)
         print(f"imported {args.kind} items from {len(runs)} runs into project {args.project}: {made.summary()}")
     elif args.command == "audit":

@@ -125,22 +125,31 @@ def _check_gold(where: str, gold, kind: str, k: int) -> None:
 
 @dataclass
 class EvalImport:
-    """Items made from eval runs, and what the admin is told: prompts all runs answered, and how many of those were
-    left out because every model gave the same answer."""
+    """Items made from eval runs, and what the admin is told: prompts all runs answered, and how many of those had
+    the same answer from every model (kept as ties nobody is asked about, or left out)."""
     items: list[NewItem]
     shared: int
     identical: int
+    kept_as_ties: bool
 
     def summary(self) -> str:
-        return (f"{len(self.items)} items from the {self.shared} prompts every run answered; {self.identical} left out "
-                "because the models gave the same answer (nothing to compare)")
+        asked = len(self.items) - (self.identical if self.kept_as_ties else 0)
+        fate = ("recorded as ties without asking anyone (they count in the leaderboard, never in an export)"
+                if self.kept_as_ties else "left out (nothing to compare)")
+        return (f"{asked} items to judge from the {self.shared} prompts every run answered; {self.identical} where "
+                f"the models gave the same answer {fate}")
 
 
-def parse_eval_runs(runs: dict[str, tuple[str, str]], kind: str) -> EvalImport:
+IDENTICAL = ("tie", "skip")
+
+
+def parse_eval_runs(runs: dict[str, tuple[str, str]], kind: str, identical: str = "tie") -> EvalImport:
     """Blind (2 models) or rank (≥2 models) items from the per-prompt records of `alignlab eval` runs, one run per
     model: runs[model] = (file name, text of OUT.records.jsonl). Records are matched by 'id' (else by prompt); the
     first record of an id counts. The gym suite's records give {"messages", "greedy": {"response"}, "samples":
     [{"response"}]} (the greedy answer is used, else the first sample); the other suites give {"prompt", "response"}."""
+    if identical not in IDENTICAL:
+        raise ImportFailure(f"identical answers: 'tie' or 'skip', not {identical!r}")
     if kind not in ("blind", "rank") or len(runs) < 2 or (kind == "blind" and len(runs) != 2):
         raise ImportFailure(f"eval runs: 'blind' takes exactly 2 runs and 'rank' at least 2; got {len(runs)} for '{kind}'")
     answers: dict[str, dict[str, str]] = {}
@@ -162,14 +171,21 @@ def parse_eval_runs(runs: dict[str, tuple[str, str]], kind: str) -> EvalImport:
     shared = [(key, by_model) for key, by_model in answers.items() if len(by_model) == len(models)]
     if not shared:
         raise ImportFailure(f"eval runs: no prompt was answered by all of {', '.join(models)}")
-    # Where the models gave the same answer there is nothing to compare: an annotator could only say "tie", and a
-    # pair with chosen == rejected is no preference. Those prompts are left out.
-    items = [NewItem(kind, prompts[key][0], [(by_model[m], m) for m in models], prompts[key][1])
-             for key, by_model in shared if len(set(by_model.values())) == len(models)]
-    if not items:
+    # Where the models gave the same answer there is nothing to ask: an annotator could only say "tie", and a pair
+    # with chosen == rejected is no preference. A blind import keeps those prompts as ties (so the win rate is over
+    # every prompt, not only those where the models differ) or, by option, leaves them out; a ranking leaves them out.
+    ties = identical == "tie" and kind == "blind"
+    items = []
+    for key, by_model in shared:
+        differ = len(set(by_model.values())) == len(models)
+        if differ or (ties and len(set(by_model.values())) == 1):
+            items.append(NewItem(kind, prompts[key][0], [(by_model[m], m) for m in models], prompts[key][1],
+                                 identical=not differ))
+    same = sum(i.identical for i in items) if ties else len(shared) - len(items)
+    if not any(not i.identical for i in items):
         raise ImportFailure(f"eval runs: {', '.join(models)} gave the same answer to every one of the "
                             f"{len(shared)} shared prompts; there is nothing to compare")
-    return EvalImport(items, len(shared), len(shared) - len(items))
+    return EvalImport(items, len(shared), same, ties)
 
 
 def _eval_record(where: str, record: dict) -> tuple[str | list, str]:

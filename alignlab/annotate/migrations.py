@@ -50,11 +50,18 @@ def _skips_and_flags(op: Operations) -> None:
     op.add_column("assignments", Column("flagged", Boolean, nullable=False, server_default=false()))
 
 
+def _identical_answers(op: Operations) -> None:
+    """Blind items whose models answered alike are kept (as ties nobody is asked about) instead of left out."""
+    from sqlalchemy import Boolean, Column, false
+    op.add_column("items", Column("identical", Boolean, nullable=False, server_default=false()))
+
+
 # (version, description, step). Version 1 is the initial schema, which fresh databases get from the models.
 STEPS: list[tuple[int, str, Callable[[Operations], None]]] = [
     (1, "initial schema", lambda op: None),
     (2, "api tokens and invitations expire and can be revoked", _expiring_tokens_and_invitations),
     (3, "annotators skip items and flag them with a reason", _skips_and_flags),
+    (4, "blind items with identical answers are stored as ties", _identical_answers),
 ]
 LATEST = STEPS[-1][0]
 

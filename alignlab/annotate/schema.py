@@ -119,6 +119,9 @@ class Item(Base):
     """Known answer for calibration, e.g. {"best": 2} or {"ranking": [..]} or {"winner": 0}; positions in import order."""
     request_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     """Idempotency key of items posted through the API (the RLHF loop), unique per project."""
+    identical: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """A blind item whose two models gave the same answer: a tie on every criterion without asking anyone (it
+    counts in the leaderboard as `overlap` ties), never handed out, never exported as a pair."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     __table_args__ = (UniqueConstraint("project_id", "request_key"),)
 

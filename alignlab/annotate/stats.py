@@ -10,7 +10,7 @@ from collections import defaultdict
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from alignlab.annotate.schema import CRITERIA, Candidate, Item, Label, Membership, User
+from alignlab.annotate.schema import CRITERIA, Candidate, Item, Label, Membership, Project, User
 from alignlab.annotate.store import require_admin
 from alignlab.eval.human import agreement_per_annotator, bradley_terry, cohens_kappa, win_rate_matrix
 
@@ -23,6 +23,10 @@ def progress(s: Session, user: User, project_id: int) -> dict:
         row = per_kind.setdefault(kind, {"items": 0, "gold_items": 0, "labels": 0, "target": 0})
         row["gold_items" if gold else "items"] += n_items
         row["target"] += 0 if gold or kind == "demo" else n_items * project.overlap
+    for kind, n_items in s.execute(select(Item.kind, func.count()).where(Item.project_id == project_id, Item.identical)
+                                   .group_by(Item.kind)):
+        per_kind[kind]["target"] -= n_items * project.overlap      # ties nobody is asked about
+        per_kind[kind]["identical"] = n_items
     for kind, n in s.execute(select(Item.kind, func.count()).join(Label, Label.item_id == Item.id)
                              .where(Item.project_id == project_id).group_by(Item.kind)):
         per_kind[kind]["labels"] = n
@@ -120,11 +124,18 @@ def leaderboard(s: Session, user: User, project_id: int, criterion: str = "helpf
         if winner is not None:
             decided += 1
             first_won += label.shown_order[0] == winner
+    # Prompts where both models gave the same answer: a tie each, as if every one of `overlap` annotators said so.
+    identical = s.execute(select(Item.id).where(Item.project_id == project_id, Item.kind == "blind",
+                                                Item.identical)).scalars().all()
+    project = s.get(Project, project_id)
+    for item_id in identical:
+        comparisons += [(models[item_id, 0], models[item_id, 1], 0.5)] * project.overlap
     if not comparisons:
         return {"criterion": criterion, "n": 0}
     ratings = bradley_terry(comparisons, n_bootstrap=n_bootstrap, seed=seed)
     names, matrix = win_rate_matrix(comparisons)
-    return {"criterion": criterion, "n": len(comparisons),
+    return {"criterion": criterion, "n": len(comparisons), "identical_items": len(identical),
+            "identical_ties": len(identical) * project.overlap,
             "ratings": sorted(((m, r.score, r.low, r.high) for m, r in ratings.items()), key=lambda t: -t[1]),
             "names": names, "win_rates": matrix,
             "position_bias": {"decided": decided, "first_shown_won": first_won,

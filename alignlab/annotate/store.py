@@ -44,6 +44,7 @@ class NewItem:
     source: str
     gold: dict | None = None
     request_key: str | None = None
+    identical: bool = False        # blind, both answers the same: a tie nobody is asked about
 
 
 

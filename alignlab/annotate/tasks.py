@@ -39,7 +39,7 @@ def add_items(s: Session, user: User, project_id: int, items: list[NewItem]) -> 
     rows = []
     for new in items:
         item = Item(project_id=project_id, kind=new.kind, prompt=new.prompt, source=new.source, gold=new.gold,
-                    request_key=new.request_key)
+                    request_key=new.request_key, identical=new.identical)
         s.add(item)
         s.flush()
         s.add_all(Candidate(item_id=item.id, index=i, text=text, model=model)
@@ -124,7 +124,7 @@ def _takeable(s: Session, user: User, project: Project, kind: str) -> tuple[list
                          .where(Item.project_id == project.id, Item.kind == kind, Assignment.user_id == user.id)))
     gold_ids, ids = set(), []
     for item_id, gold in s.execute(select(Item.id, Item.gold.is_not(None))
-                                   .where(Item.project_id == project.id, Item.kind == kind)):
+                                   .where(Item.project_id == project.id, Item.kind == kind, ~Item.identical)):
         if item_id not in mine and (gold or held.get(item_id, 0) < project.overlap):
             ids.append(item_id)
             if gold:

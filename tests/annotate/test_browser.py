@@ -289,7 +289,8 @@ def test_blind_evaluation_of_two_eval_runs_by_two_annotators(server, browser, tm
     admin.fill("form[action$=import-eval] input[name=model_b]", "dpo")
     admin.set_input_files("form[action$=import-eval] input[name=file_b]", str(dpo))
     admin.click("button:has-text('Import eval runs')")
-    assert f"{differ} items from the 6 prompts every run answered; {6 - differ} left out" in admin.inner_text("main")
+    assert f"{differ} items to judge from the 6 prompts every run answered; {6 - differ} where the models gave the " \
+        "same answer recorded as ties" in admin.inner_text("main")
     shot(admin, "imported")
 
     def join(link, name, context):
@@ -350,6 +351,8 @@ def test_blind_evaluation_of_two_eval_runs_by_two_annotators(server, browser, tm
     assert ann_labels == differ
 
     # -- admin: the flag and the review, then the export trains DPO
+    admin.goto(f"{project_url}/stats")
+    assert f"ties for the {6 - differ} prompts where both models gave the same answer" in admin.inner_text("main")
     admin.goto(f"{project_url}/review")
     assert "I cannot tell these apart" in admin.inner_text("#flagged")
     shot(admin, "review")

@@ -104,9 +104,15 @@ def test_eval_runs_become_blind_items():
     assert [i.candidates[0][0] for i in both] == ["hello", "ciao"]   # greedy answer when present
     # the same answer from both models: nothing to compare, the prompt is left out (here: every prompt)
     half = other_gym.replace('"bye bye"', '"ciao"')
-    made = imports.parse_eval_runs({"x": ("x", gym), "y": ("y", half)}, "blind")
+    made = imports.parse_eval_runs({"x": ("x", gym), "y": ("y", half)}, "blind", identical="skip")
     assert [i.candidates for i in made.items] == [[("hello", "x"), ("hey", "y")]]
-    assert (made.shared, made.identical) == (2, 1) and "1 left out because the models gave the same" in made.summary()
+    assert (made.shared, made.identical) == (2, 1) and "1 where the models gave the same answer left out" in \
+        made.summary()
+    # by default the prompt they answered alike is kept as a tie nobody is asked about
+    made = imports.parse_eval_runs({"x": ("x", gym), "y": ("y", half)}, "blind")
+    assert [(i.candidates, i.identical) for i in made.items] == [([("hello", "x"), ("hey", "y")], False),
+                                                                 ([("ciao", "x"), ("ciao", "y")], True)]
+    assert made.summary().startswith("1 items to judge from the 2 prompts") and "recorded as ties" in made.summary()
     with pytest.raises(imports.ImportFailure, match="the same answer to every one of the 2 shared prompts"):
         imports.parse_eval_runs({"x": ("x", gym), "y": ("y", gym)}, "blind")
 

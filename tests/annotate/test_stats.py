@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from annotate_fixtures import Page, jsonl
 
-from alignlab.annotate import imports, stats, tasks
+from alignlab.annotate import export, imports, stats, store, tasks
 from alignlab.annotate.schema import User
 
 CRITERIA = ("helpful", "honest", "harmless")
@@ -115,3 +115,30 @@ def test_queues_fill_overlap_first(app, world):
             tasks.submit_label(s, ann2, item.id, {"ranking": [0, 1, 2, 3]}, f"b-{item.id}")
             second.append(item.id)
     assert sorted(second) == sorted(taken)
+
+
+def test_prompts_two_models_answered_alike_are_ties_nobody_is_asked_about(app, world):
+    """Leaving them out would compute the win rate on the prompts where the models differ only: here model A wins
+    the one prompt that differs (win rate 1.0 without the ties), and ties the two it answered alike (0.5 each,
+    counted once per annotator the project wants): (2·1 + 4·0.5) / 6 = 2/3."""
+    a = jsonl([{"id": i, "prompt": f"q{i}", "response": r} for i, r in enumerate(["good", "same", "same too"])])
+    b = jsonl([{"id": i, "prompt": f"q{i}", "response": r} for i, r in enumerate(["bad", "same", "same too"])])
+    with app.state.db.transaction() as s:
+        admin = s.get(User, world["admin"])
+        project = store.create_project(s, admin, "alike", "g", overlap=2)
+        tasks.add_items(s, admin, project.id, imports.parse_eval_runs({"A": ("a", a), "B": ("b", b)}, "blind").items)
+        for name in ("ann1", "ann2"):
+            user = s.get(User, world[name])
+            s.add(store.Membership(project_id=project.id, user_id=user.id, role="annotator"))
+            s.flush()
+            assert tasks.queue_counts(s, user, project.id, "blind")["waiting"] == 1        # the alike ones: never
+            work_queue(s, user, project.id, "blind", lambda item, shown: {"criteria": {
+                c: {"winner": 0, "strength": 2} for c in CRITERIA}})                     # A (import index 0) wins
+        board = stats.leaderboard(s, admin, project.id, "helpful", n_bootstrap=20)
+        assert (board["n"], board["identical_items"], board["identical_ties"]) == (6, 2, 4)
+        names, matrix = board["names"], board["win_rates"]
+        assert matrix[names.index("A")][names.index("B")] == pytest.approx(2 / 3, abs=1e-12)
+        row = stats.progress(s, admin, project.id)["kinds"]["blind"]
+        assert (row["items"], row["identical"], row["target"], row["labels"]) == (3, 2, 2, 2)
+        assert export.export(s, admin, project.id, "preferences") and all(
+            r["chosen"] == "good" for r in export.export(s, admin, project.id, "preferences"))

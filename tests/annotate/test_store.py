@@ -194,7 +194,8 @@ def back_to_version(database, version: int) -> None:
     """Make a current database look like one made at `version`: the later steps' columns dropped, stamped."""
     later = {2: [("api_tokens", "expires_at"), ("api_tokens", "revoked_at"), ("invitations", "expires_at"),
                  ("invitations", "revoked_at")],
-             3: [("assignments", "skipped_at"), ("assignments", "skip_reason"), ("assignments", "flagged")]}
+             3: [("assignments", "skipped_at"), ("assignments", "skip_reason"), ("assignments", "flagged")],
+             4: [("items", "identical")]}
     assert set(later) == {v for v, _, _ in STEPS if v > 1}, "a new migration step: say which columns it adds"
     with database.engine.begin() as conn:
         for step, columns in later.items():
