@@ -41,11 +41,16 @@ def iter_records(path: str | Path) -> Iterator[tuple[str, dict]]:
         return
     count = 0
     try:
-        with _open(path, "r") as f:
-            for line_no, line in enumerate(f, 1):
+        with (gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")) as f:
+            for line_no, raw in enumerate(f, 1):
+                where = f"{path}:{line_no}"
+                try:
+                    line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")    # a leading BOM is fine
+                except UnicodeDecodeError as e:
+                    raise DataError(f"{where}: not UTF-8 text (byte {e.start + 1} of the line: "
+                                    f"{raw[e.start:e.start + 4]!r}); save the file as UTF-8") from None
                 if not line.strip():
                     continue
-                where = f"{path}:{line_no}"
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as e:
@@ -394,6 +399,8 @@ def read_texts(path: str | Path) -> list[str]:
             docs = [d.strip() for d in f.read().split("\n\n") if d.strip()]
     except FileNotFoundError:
         raise DataError(f"{name}: file not found; check the path in the config") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{name}: not UTF-8 text (byte {e.start + 1} of the file); save it as UTF-8") from None
     if not docs:
         raise DataError(f"{name}: no text (the file is empty); point the config at a file with documents")
     return docs
