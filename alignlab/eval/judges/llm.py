@@ -7,14 +7,13 @@ with "[[A]]", "[[B]]" or "[[C]]" (tie).
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from alignlab.backends import EndpointBackend, HFBackend, api_key_from, load_hf_backend
 from alignlab.eval.suites.files import BenchmarkFileError, read_jsonl
 
 VERDICT = re.compile(r"\[\[([ABC])\]\]")
@@ -60,68 +59,26 @@ def parse_verdict(text: str) -> str | None:
     return found[-1] if found else None
 
 
-class OpenAIChatBackend:
-    """POST {base_url}/chat/completions (the OpenAI chat API, served by vLLM, llama.cpp, TGI, ...), temperature 0."""
-
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, max_tokens: int = 512,
-                 timeout: float = 120.0):
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self.model, self.api_key, self.max_tokens, self.timeout = model, api_key, max_tokens, timeout
-        self.name = f"openai:{model}@{base_url}"
-
-    def chat(self, conversations: list[list[dict[str, str]]]) -> list[str]:
-        return [self._one(messages) for messages in conversations]
-
-    def _one(self, messages: list[dict[str, str]]) -> str:
-        body = json.dumps({"model": self.model, "messages": messages, "temperature": 0,
-                           "max_tokens": self.max_tokens}).encode()
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
-            payload = json.loads(response.read())
-        return payload["choices"][0]["message"]["content"]
+# The judges' back-ends are alignlab.backends' (synthetic data uses the same); the old names stay importable.
+OpenAIChatBackend = EndpointBackend
+HFChatBackend = HFBackend
 
 
-class HFChatBackend:
-    """A local Hugging Face chat model, greedy, through alignlab.sampling.generate."""
-
-    def __init__(self, model, tokenizer, max_new_tokens: int = 512, batch_size: int = 8, name: str = "hf"):
-        self.model, self.tokenizer = model, tokenizer
-        self.max_new_tokens, self.batch_size, self.name = max_new_tokens, batch_size, name
-
-    def chat(self, conversations: list[list[dict[str, str]]]) -> list[str]:
-        from alignlab.sampling import generate
-
-        self.model.eval()
-        out = generate(self.model, self.tokenizer, conversations, max_new_tokens=self.max_new_tokens, temperature=0.0,
-                       num_samples=1, seed=0, batch_size=self.batch_size)
-        return [texts[0] for texts in out]
-
-
-def backend_from_settings(settings) -> "OpenAIChatBackend | HFChatBackend":
+def backend_from_settings(settings) -> "EndpointBackend | HFBackend":
     """The judge LLM an EvalSettings names: judge_endpoint (OpenAI-compatible) or judge_model (local HF); exactly one.
     Raises ValueError saying which setting to give."""
-    import os
     if bool(settings.judge_endpoint) == bool(settings.judge_model):
         raise ValueError("the mt_bench and alpaca_eval suites need an LLM judge: give exactly one of --judge-model "
                          "PATH (a local chat model) or --judge-endpoint URL (OpenAI-compatible; eval.judge_model / "
                          "eval.judge_endpoint in a pipeline)")
     if settings.judge_endpoint:
-        key = None
-        if settings.judge_api_key_env:
-            key = os.environ.get(settings.judge_api_key_env)
-            if key is None:
-                raise ValueError(f"judge_api_key_env names {settings.judge_api_key_env}, which is not set in the "
-                                 "environment; export it or leave judge_api_key_env unset")
-        return OpenAIChatBackend(settings.judge_endpoint, settings.judge_endpoint_model, key,
-                                 settings.judge_max_tokens)
-    from alignlab.config import ModelConfig
-    from alignlab.models import choose_device, load_causal_lm, load_tokenizer
-    model = load_causal_lm(ModelConfig(path=settings.judge_model)).to(choose_device()).eval()
-    return HFChatBackend(model, load_tokenizer(settings.judge_model), settings.judge_max_tokens,
-                         settings.batch_size, name=f"hf:{settings.judge_model}")
+        try:
+            key = api_key_from(settings.judge_api_key_env)
+        except ValueError:
+            raise ValueError(f"judge_api_key_env names {settings.judge_api_key_env}, which is not set in the "
+                             "environment; export it or leave judge_api_key_env unset") from None
+        return EndpointBackend(settings.judge_endpoint, settings.judge_endpoint_model, key, settings.judge_max_tokens)
+    return load_hf_backend(settings.judge_model, settings.judge_max_tokens, settings.batch_size)
 
 
 class LLMGrader:
