@@ -68,6 +68,7 @@ def parser() -> argparse.ArgumentParser:
     synth.add_argument("--judge-endpoint", help="ai-feedback: the judge, an OpenAI-compatible base URL")
     synth.add_argument("--judge-endpoint-model", default="default")
     synth.add_argument("--judge-api-key-env")
+    synth.add_argument("--judge-reward-model", help="ai-feedback: the judge, a trained alignlab reward model")
     synth.add_argument("--seed-tasks", help="self-instruct: the seed tasks (JSONL/JSON/Parquet with a prompt column, "
                                             "or one task per line of a .txt)")
     synth.add_argument("--prompts", help="critique-revise/ai-feedback: the prompts (any alignlab prompt file)")
@@ -200,9 +201,13 @@ def run_synth(args) -> int:
                 made = synth.critique_revise(generator, prompts, synth.read_positions(args.positions), args.seed,
                                              args.max_new_tokens)
             else:
-                judge = backend_of(args.judge_model, args.judge_endpoint, args.judge_endpoint_model,
-                                   args.judge_api_key_env, "judge (--judge-model or --judge-endpoint)",
-                                   args.max_new_tokens, args.batch_size, args.rpm, args.max_retries)
+                if args.judge_reward_model and (args.judge_model or args.judge_endpoint):
+                    raise ValueError("give one judge: --judge-reward-model, --judge-model or --judge-endpoint")
+                judge = synth.RewardModelPairJudge(args.judge_reward_model) if args.judge_reward_model else \
+                    synth.ChatPairJudge(backend_of(args.judge_model, args.judge_endpoint, args.judge_endpoint_model,
+                                                   args.judge_api_key_env, "judge (--judge-model, --judge-endpoint "
+                                                   "or --judge-reward-model)", args.max_new_tokens, args.batch_size,
+                                                   args.rpm, args.max_retries))
                 made = synth.ai_feedback(generator, judge, prompts, args.k, args.seed,
                                          1.0 if args.temperature is None else args.temperature, args.max_new_tokens)
             records = made.pairs if kind == "preferences" else made.records

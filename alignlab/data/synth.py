@@ -231,62 +231,90 @@ def critique_revise(backend, prompts: list[tuple[list[dict], dict]], positions: 
 
 # -- AI feedback --------------------------------------------------------------------------------------------------
 
-JUDGE = ("Please act as an impartial judge and evaluate the two answers to the user's question below. Choose the "
-         "answer that is more helpful, honest and harmless. Do not let the order or the length of the answers "
-         "influence you. After a short explanation, output your verdict strictly as \"[[A]]\" if answer A is better, "
-         "\"[[B]]\" if answer B is better, or \"[[C]]\" for a tie.\n\n[User question]\n{question}\n\n"
-         "[Answer A]\n{a}\n\n[Answer B]\n{b}")
+JUDGE_SYSTEM = ("Please act as an impartial judge and evaluate the two answers to the user's question. Choose the "
+                "answer that is more helpful, honest and harmless. Do not let the order or the length of the "
+                "answers influence you. After a short explanation, output your verdict strictly as \"[[A]]\" if "
+                "answer A is better, \"[[B]]\" if answer B is better, or \"[[C]]\" for a tie.")
+JUDGE_TEMPLATE = "[User question]\n{question}\n\n[Answer A]\n{answer_a}\n\n[Answer B]\n{answer_b}"
+
+
+class ChatPairJudge:
+    """A chat model as a pairwise judge (alignlab.eval.judges.llm.LLMJudge: both orders asked, a verdict only when
+    they agree), on chat prompts: the question is the last user turn."""
+
+    def __init__(self, backend):
+        from alignlab.eval.judges.llm import JudgePrompt, LLMJudge
+        self.judge = LLMJudge(backend, JudgePrompt("alignlab-pair", JUDGE_SYSTEM, JUDGE_TEMPLATE))
+        self.backend, self.name = backend, f"llm:{backend.name}"
+
+    def compare(self, prompts: list[list[dict]], responses_a: list[str], responses_b: list[str]) -> list[float]:
+        return self.judge.compare([p[-1]["content"] for p in prompts], responses_a, responses_b)
+
+    def settings(self) -> dict:
+        return {"kind": "llm, both orders", **self.backend.settings()}
+
+
+class RewardModelPairJudge:
+    """A trained reward model as the judge (the higher reward wins; order plays no part)."""
+
+    def __init__(self, path: str):
+        from alignlab.eval.judges.reward_model import RewardModelJudge
+        self.judge, self.path, self.name = RewardModelJudge.load(path), path, f"reward_model:{path}"
+
+    def compare(self, prompts: list[list[dict]], responses_a: list[str], responses_b: list[str]) -> list[float]:
+        return self.judge.compare(prompts, responses_a, responses_b)
+
+    def settings(self) -> dict:
+        return {"kind": "reward model", "path": self.path}
 
 
 def ai_feedback(policy, judge, prompts: list[tuple[list[dict], dict]], k: int = 4, seed: int = 0,
                 temperature: float = 1.0, max_tokens: int = 256) -> Made:
-    """K samples per prompt, each pair judged in both orders. Records are K-way rankings (`responses` with `ranks`,
-    0 = best, by wins: a win 1, a tie or a disagreement between the two orders ½); `made.pairs` holds the pairs both
-    orders agree on."""
-    from alignlab.eval.judges.llm import parse_verdict
+    """K samples per prompt from `policy`, every pair compared by `judge` (`compare(prompts, a, b)` → 1 a better,
+    0 b better, 0.5 no agreed verdict). Records are K-way rankings (`responses` with `ranks`, 0 = best, by wins:
+    equal wins share a rank); `made.pairs` holds the pairs with a verdict."""
     if k < 2:
         raise SynthError("ai-feedback needs k ≥ 2 samples per prompt")
     made = Made()
     samples = policy.sample([p for p, _ in prompts], k, temperature, seed=seed, max_tokens=max_tokens)
     made.requests += len(prompts) * k
-    for (prompt, meta), answers in zip(prompts, samples):
+    jobs = []                                   # (prompt index, i, j) for every pair of distinct samples
+    distinct_of = []
+    for n, answers in enumerate(samples):
         distinct = list(dict.fromkeys(a for a in answers if a.strip()))
+        distinct_of.append(distinct)
         if len(distinct) < 2:
             made.drop("fewer than 2 distinct samples")
-            continue
-        question = prompt[-1]["content"]
-        pairs = list(combinations(range(len(distinct)), 2))
-        asks = [[{"role": "user", "content": JUDGE.format(question=question, a=distinct[i], b=distinct[j])}]
-                for i, j in pairs] + \
-               [[{"role": "user", "content": JUDGE.format(question=question, a=distinct[j], b=distinct[i])}]
-                for i, j in pairs]
-        verdicts = [parse_verdict(v) for v in judge.chat(asks)]
-        made.requests += len(asks)
+        jobs += [(n, i, j) for i, j in combinations(range(len(distinct)), 2)] if len(distinct) >= 2 else []
+    outcomes = judge.compare([prompts[n][0] for n, _, _ in jobs], [distinct_of[n][i] for n, i, _ in jobs],
+                             [distinct_of[n][j] for n, _, j in jobs]) if jobs else []
+    made.requests += 2 * len(jobs) if isinstance(judge, ChatPairJudge) else 0
+    by_prompt: dict[int, list[tuple[int, int, float]]] = {}
+    for (n, i, j), outcome in zip(jobs, outcomes):
+        by_prompt.setdefault(n, []).append((i, j, outcome))
+    for n, results in sorted(by_prompt.items()):
+        prompt, meta = prompts[n]
+        distinct = distinct_of[n]
         wins = [0.0] * len(distinct)
         agreed = []
-        for n, (i, j) in enumerate(pairs):
-            forward, backward = verdicts[n], verdicts[n + len(pairs)]
-            # backward asked (j, i): its "A" is j
-            first = {"A": i, "B": j}.get(forward or "")
-            second = {"A": j, "B": i}.get(backward or "")
-            if first is not None and first == second:
-                wins[first] += 1
-                agreed.append((first, j if first == i else i))
+        for i, j, outcome in results:
+            wins[i] += outcome
+            wins[j] += 1 - outcome
+            if outcome in (0.0, 1.0):
+                agreed.append((i, j) if outcome == 1.0 else (j, i))
             else:
-                wins[i] += 0.5
-                wins[j] += 0.5
-                made.drop("orders disagree or tie" if forward and backward else "no verdict")
+                made.drop("no agreed verdict (orders disagree, or a tie)")
         levels = sorted(set(wins), reverse=True)          # equal wins share a rank (0 = best)
         if len(levels) < 2:
             made.drop("every sample tied")
             continue
-        ranks = [levels.index(w) for w in wins]
         info = {"recipe": "ai-feedback", "generator": policy.name, "generator_settings": policy.settings(),
                 "judge": judge.name, "judge_settings": judge.settings(),
                 "sampling": {"temperature": temperature, "k": k, "seed": seed, "max_tokens": max_tokens},
-                "wins": wins, "verdicts": verdicts, "time": now(), **{f"prompt_{k_}": v for k_, v in meta.items()
-                                                                      if isinstance(v, (str, int, float))}}
-        made.records.append({"prompt": prompt, "responses": distinct, "ranks": ranks, "meta": info})
+                "wins": wins, "time": now(),
+                **{f"prompt_{key}": v for key, v in meta.items() if isinstance(v, (str, int, float))}}
+        made.records.append({"prompt": prompt, "responses": distinct, "ranks": [levels.index(w) for w in wins],
+                             "meta": info})
         for better, worse in agreed:
             made.pairs.append({"prompt": prompt, "chosen": distinct[better], "rejected": distinct[worse],
                                "meta": info})

@@ -102,15 +102,13 @@ def test_ai_feedback_counts_a_pair_only_when_both_orders_agree(endpoint, tmp_pat
     answers = {0: "Short.", 1: "A longer, more useful answer.", 2: "The longest and most useful answer of all three."}
 
     def consistent(content):
-        if content.startswith("Please act as an impartial judge"):
-            a = content.split("[Answer A]\n")[1].split("\n\n[Answer B]")[0]
-            b = content.split("[Answer B]\n")[1]
-            return "[[A]]" if len(a) > len(b) else "[[B]]"
-        return "?"
+        a = content.split("[Answer A]\n")[1].split("\n\n[Answer B]")[0]
+        b = content.split("[Answer B]\n")[1]
+        return "[[A]]" if len(a) > len(b) else "[[B]]"
     seeds = iter(range(10 ** 6))
 
     def policy(content):
-        if content.startswith("Please act"):
+        if content.startswith("[User question]"):
             return consistent(content)
         return answers[next(seeds) % 3]
     endpoint["policy"] = policy
@@ -126,7 +124,7 @@ def test_ai_feedback_counts_a_pair_only_when_both_orders_agree(endpoint, tmp_pat
     assert main([*args, "--to", "preferences", "--out", str(tmp_path / "af_pairs.jsonl")]) == 0
     assert len(read_preferences(tmp_path / "af_pairs.jsonl")) == 3                       # all 3 pairs agreed
     # a judge that always says "A" agrees with itself in no pair: nothing is kept, and the command says why
-    endpoint["policy"] = lambda c: "[[A]]" if c.startswith("Please act") else answers[next(seeds) % 3]
+    endpoint["policy"] = lambda c: "[[A]]" if c.startswith("[User question]") else answers[next(seeds) % 3]
     assert main([*args, "--out", str(tmp_path / "biased.jsonl")]) == 2
     assert not (tmp_path / "biased.jsonl").exists()
 
@@ -139,11 +137,12 @@ def test_the_local_model_path_on_the_gym_model(tmp_path):
     backend = load_hf_backend(str(BASE_MODEL_DIR), max_new_tokens=12, batch_size=4)
     prompts = [([{"role": "user", "content": "What is the capital of Kaeskclesor?"}], {}),
                ([{"role": "user", "content": "How do I cook zioxnis pate?"}], {})]
-    made = synth.ai_feedback(backend, backend, prompts, k=3, seed=0, temperature=1.0, max_tokens=12)
+    judge = synth.ChatPairJudge(backend)
+    made = synth.ai_feedback(backend, judge, prompts, k=3, seed=0, temperature=1.0, max_tokens=12)
     assert made.requests >= 6
     for record in made.records:                          # whatever the small model says, the records are valid
         assert record["meta"]["generator"] == f"hf:{BASE_MODEL_DIR}" and len(record["responses"]) >= 2
-    again = synth.ai_feedback(backend, backend, prompts, k=3, seed=0, temperature=1.0, max_tokens=12)
+    again = synth.ai_feedback(backend, judge, prompts, k=3, seed=0, temperature=1.0, max_tokens=12)
     assert [r["responses"] for r in again.records] == [r["responses"] for r in made.records]    # seeded
 
 
