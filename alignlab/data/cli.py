@@ -177,7 +177,7 @@ def run_synth(args) -> int:
     from alignlab.data import synth
     from alignlab.data.card import card_path, card_text, save_as_datasets
     from alignlab.data.io import write_jsonl
-    from alignlab.data.prompts import read_prompt_file
+    from alignlab.data.prompts import read_prompt_file, unique
     kind = args.to or {"self-instruct": "sft", "critique-revise": "sft", "ai-feedback": "rankings"}[args.recipe]
     allowed = {"self-instruct": ("sft",), "critique-revise": ("sft", "preferences"),
                "ai-feedback": ("rankings", "preferences")}[args.recipe]
@@ -196,7 +196,8 @@ def run_synth(args) -> int:
                                        0.7 if args.temperature is None else args.temperature, args.max_new_tokens)
             records = made.records
         else:
-            prompts = [(_as_chat(r.prompt), r.meta) for r in read_prompt_file(source)][:args.limit]
+            # one record per distinct prompt (a preference file repeats a prompt once per pair)
+            prompts = [(_as_chat(r.prompt), r.meta) for r in unique(read_prompt_file(source))][:args.limit]
             if args.recipe == "critique-revise":
                 made = synth.critique_revise(generator, prompts, synth.read_positions(args.positions), args.seed,
                                              args.max_new_tokens)

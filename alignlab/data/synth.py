@@ -195,12 +195,13 @@ def read_positions(path: str | Path) -> dict[str, str]:
 
 def critique_revise(backend, prompts: list[tuple[list[dict], dict]], positions: dict[str, str], seed: int = 0,
                     max_tokens: int = 256) -> Made:
-    """prompts: (chat prompt, its meta); a meta "topic" (or "family") naming a topic of the positions file chooses
-    that position, otherwise one is drawn with the seed."""
+    """prompts: (chat prompt, its meta); a meta "topic" (at the top or one level down, as the gym's `gym_meta`) or
+    "family" naming a topic of the positions file chooses that position, otherwise one is drawn with the seed."""
     rng, made = random.Random(seed), Made()
     chosen = []
     for prompt, meta in prompts:
-        topic = meta.get("topic") or meta.get("family")
+        nested = next((v["topic"] for v in meta.values() if isinstance(v, dict) and "topic" in v), None)
+        topic = meta.get("topic") or nested or meta.get("family")
         if topic not in positions:
             topic = rng.choice(sorted(positions))
         chosen.append(topic)
