@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from alignlab.annotate import security, store  # noqa: E402
 from alignlab.annotate.db import Database  # noqa: E402
-from alignlab.annotate.devdb import free_port  # noqa: E402
+from alignlab.annotate.devdb import free_port, wait_until_up  # noqa: E402
 from alignlab.annotate.migrations import migrate  # noqa: E402
 
 PASSWORD = "a long enough password"
@@ -89,15 +89,7 @@ def main() -> int:
     proc = subprocess.Popen([sys.executable, "-c", SERVER.format(repo=str(REPO), db=db, port=port)])
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/api/v1/health", timeout=1)
-                break
-            except httpx.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the server did not start")
-                time.sleep(0.2)
+        wait_until_up(url, proc)
         reader = httpx.Client(base_url=url, follow_redirects=True, timeout=60)
         status, _ = login(reader, "reader@lab.test", PASSWORD)
         assert status == 200 and "Log out" in reader.get("/").text

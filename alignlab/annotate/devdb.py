@@ -22,6 +22,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Return once `alignlab annotate serve` at `url` answers its health check; RuntimeError if the process ends or
+    `timeout` seconds pass first."""
+    import time
+
+    import httpx
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the server at {url} did not start (exit status {process.poll()})")
+        time.sleep(0.1)
+
+
 def postgres_bin() -> Path | None:
     found = sorted(glob("/usr/lib/postgresql/*/bin/initdb"))
     return Path(found[-1]).parent if found else None

@@ -112,7 +112,7 @@ def main(argv: list[str]) -> int:
 
 def run_adapt(args) -> int:
     from alignlab.data.adapt import TEMPLATES, AdaptError, adapt
-    from alignlab.data.card import card_path, card_text, license_of, save_as_datasets
+    from alignlab.data.card import card_text, license_of
     from alignlab.data.io import write_jsonl
     from alignlab.eval.settings import DEFAULT_DATA_DIR
     from alignlab.eval.suites.files import BenchmarkFileError
@@ -138,12 +138,8 @@ def run_adapt(args) -> int:
                      "--heldout-only`.", facts, [str(data_dir / args.source)], [license_of(data_dir / args.source)],
                      ["Items are split by a hash of their key (alignlab.data.splits): the same split on every "
                       "machine and for every file order."])
-    card_path(out).write_text(card)
-    print(f"wrote {len(made.records)} {args.to} records to {out} ({made.held_out} of {made.items_read} items held "
-          f"out for evaluation); card: {card_path(out)}")
-    if args.hf_dir:
-        print(f"datasets directory: {save_as_datasets(made.records, args.hf_dir, card)}")
-    return 0
+    return finish(made.records, out, card, args.hf_dir, f"{made.held_out} of {made.items_read} items held out for "
+                  "evaluation")
 
 
 def backend_of(model: str | None, endpoint: str | None, endpoint_model: str, key_env: str | None, what: str,
@@ -175,7 +171,7 @@ def _read_tasks(path: str) -> list[str]:
 
 def run_synth(args) -> int:
     from alignlab.data import synth
-    from alignlab.data.card import card_path, card_text, save_as_datasets
+    from alignlab.data.card import card_text
     from alignlab.data.io import write_jsonl
     from alignlab.data.prompts import read_prompt_file, unique
     kind = args.to or {"self-instruct": "sft", "critique-revise": "sft", "ai-feedback": "rankings"}[args.recipe]
@@ -228,9 +224,14 @@ def run_synth(args) -> int:
                      ["the generator's terms of use apply to its outputs; the inputs' licences to the prompts"],
                      ["Every record's meta says how it was made (recipe, generator, sampling, seed task or position, "
                       "filter scores, time)."])
+    return finish(records, out, card, args.hf_dir, f"{made.requests} requests; dropped: {made.rejected}")
+
+
+def finish(records: list[dict], out: Path, card: str, hf_dir: str | None, summary: str) -> int:
+    """The card beside the written file, the datasets copy where asked, and one line saying what was written."""
+    from alignlab.data.card import card_path, save_as_datasets
     card_path(out).write_text(card)
-    print(f"wrote {len(records)} {kind} records to {out} ({made.requests} requests; dropped: {made.rejected}); "
-          f"card: {card_path(out)}")
-    if args.hf_dir:
-        print(f"datasets directory: {save_as_datasets(records, args.hf_dir, card)}")
+    print(f"wrote {len(records)} records to {out} ({summary}); card: {card_path(out)}")
+    if hf_dir:
+        print(f"datasets directory: {save_as_datasets(records, hf_dir, card)}")
     return 0

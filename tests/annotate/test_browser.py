@@ -12,14 +12,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 from annotate_fixtures import jsonl
 
-from alignlab.annotate.devdb import free_port
+from alignlab.annotate.devdb import free_port, wait_until_up
 from alignlab.data.io import read_preferences
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -41,14 +39,7 @@ def server(tmp_path):
     port = free_port()
     proc = subprocess.Popen(cli + ["serve", "--db", db, "--port", str(port)], env=env)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"{url}/api/v1/health", timeout=1)
-            break
-        except httpx.TransportError:
-            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
+    wait_until_up(url, proc)
     yield url
     proc.kill()
     proc.wait()

@@ -21,7 +21,7 @@ from annotate_fixtures import PASSWORD
 
 from alignlab.annotate import store
 from alignlab.annotate.db import Database
-from alignlab.annotate.devdb import free_port
+from alignlab.annotate.devdb import free_port, wait_until_up
 from alignlab.annotate.migrations import migrate
 from alignlab.config import load_config
 from alignlab.reward_model import load_reward_model, new_reward_model, save_reward_model
@@ -53,15 +53,11 @@ def platform(tmp_path):
     server = subprocess.Popen([*ALIGNLAB, "annotate", "serve", "--db", db, "--port", str(port)], cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    else:
+    try:
+        wait_until_up(url, server)
+    except RuntimeError as e:
         server.kill()
-        pytest.fail(f"alignlab annotate serve did not start: {server.stdout.read()}")
+        pytest.fail(f"{e}: {server.stdout.read()}")
     yield url, project_id, token
     server.terminate()
     server.wait(timeout=10)
