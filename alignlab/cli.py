@@ -18,7 +18,8 @@ COMMANDS = {
     "pipeline": ("alignlab.pipeline", "run the stages of a pipeline YAML in order"),
     "annotate": ("alignlab.annotate.cli", "the human-feedback web platform"),
     "redteam": ("alignlab.redteam.cli", "attack a model: jailbreak templates, GCG adversarial suffixes"),
-    "data": ("alignlab.data.cli", "alignment data: `check` training files against every eval set"),
+    "data": ("alignlab.data.cli", "alignment data: `adapt` labelled sets, `synth` from a model, `check` vs eval sets"),
+    "palms": ("alignlab.palms", "PALMS as a process: topics, positions, prompts, edited drafts, SFT, blind eval"),
 }
 
 

@@ -24,7 +24,10 @@ class RequestIn(BaseModel):
     request_key: str
     kind: str
     prompt: str | list[dict[str, str]]
-    responses: list[str]
+    responses: list[str | dict[str, str]] = []
+    """Answers to compare: strings, or {"text", "model"} (blind items need the model names)."""
+    draft: str | None = None
+    """Edit items: the drafted answer an editor improves."""
 
 
 def api_user(s, request: Request) -> User:
@@ -130,8 +133,10 @@ def void(request: Request, label_id: int, body: VoidIn) -> dict:
 
 @router.post("/projects/{project_id}/requests")
 def post_request(request: Request, project_id: int, body: RequestIn) -> dict:
-    new = imports.item_from_record(f"api:{body.request_key}", {"prompt": body.prompt, "responses": body.responses},
-                                   body.kind)
+    record = {"prompt": body.prompt, "responses": body.responses}
+    if body.draft is not None:
+        record["draft"] = body.draft
+    new = imports.item_from_record(f"api:{body.request_key}", record, body.kind)
     new.request_key = body.request_key
     with db_of(request).transaction() as s:
         user = api_user(s, request)

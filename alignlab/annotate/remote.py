@@ -129,3 +129,57 @@ def platform_annotators(seed: int = 0, items=(), url: str = "http://127.0.0.1:80
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {', '.join(CRITERIA)}, got {criterion!r}")
     return [PlatformAnnotator(url, token, project, criterion, min_labels, poll_s, timeout_s)]
+
+
+@dataclass
+class PlatformPeople:
+    """People of a platform project as PALMS's editors and evaluators (alignlab.palms.People): drafts go out as
+    "review and edit" tasks, blind pairs as blind evaluation tasks; every task of a batch is posted first (people work
+    in parallel), then each is awaited. Keys make posting idempotent: a re-run re-attaches to the same items."""
+    base_url: str
+    api_token: str
+    project: int
+    min_labels: int = 1
+    """Labels awaited per blind pair (an edit needs one editor)."""
+    poll_s: float = 2.0
+    timeout_s: float | None = None
+
+    def __post_init__(self):
+        self._client = PlatformAnnotator(self.base_url, self.api_token, self.project, "helpful", self.min_labels,
+                                         self.poll_s, self.timeout_s)
+
+    @property
+    def name(self) -> str:
+        return f"platform:{self.base_url}/projects/{self.project}"
+
+    def _post(self, start: float, key: str, kind: str, prompt, **fields) -> int:
+        body = {"request_key": key, "kind": kind, "prompt": prompt, **fields}
+        return self._client._call(start, "POST", f"/api/v1/projects/{self.project}/requests", json=body) \
+            .json()["item_id"]
+
+    def _await(self, start: float, item_id: int, wanted: int) -> list[dict]:
+        while True:
+            labels = self._client._call(start, "GET", f"/api/v1/items/{item_id}/labels").json()["labels"]
+            if len(labels) >= wanted:
+                return labels
+            self._client._wait(start, f"item {item_id} in project {self.project} at {self.base_url} has "
+                                      f"{len(labels)} of {wanted} labels; ask people to work its queue")
+
+    def edit(self, requests: list[dict]) -> list[str]:
+        """[{"key", "prompt", "draft", "topic"}] → the editor's answer for each."""
+        start = time.monotonic()
+        ids = [self._post(start, r["key"], "edit", r["prompt"], draft=r["draft"]) for r in requests]
+        return [self._await(start, item_id, 1)[0]["answer"] for item_id in ids]
+
+    def judge(self, requests: list[dict]) -> list[list[float]]:
+        """[{"key", "prompt", "answers": [(text, model), (text, model)]}] → per pair, one outcome per label for the
+        first answer on the "helpful" criterion: 1 better, 0 worse, 0.5 tie."""
+        start = time.monotonic()
+        ids = [self._post(start, r["key"], "blind", r["prompt"],
+                          responses=[{"text": t, "model": m} for t, m in r["answers"]]) for r in requests]
+        out = []
+        for item_id in ids:
+            winners = [label["criteria"]["helpful"]["winner"] for label in self._await(start, item_id,
+                                                                                       self.min_labels)]
+            out.append([1.0 if w == 0 else 0.0 if w == 1 else 0.5 for w in winners])
+        return out
