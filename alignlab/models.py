@@ -168,6 +168,19 @@ def masked_logps(model, input_ids: Tensor, attention_mask: Tensor, mask: Tensor)
     return logps.new_zeros(target.shape).index_put((rows, cols), logps)             # (B, T-1)
 
 
+class MaskedLogps(torch.nn.Module):
+    """The policy as a module whose forward is masked_logps: what a data-parallel engine wraps (DDP), so the fast
+    path (the LM head on the counted positions only) runs inside the wrapper's forward and its gradients are
+    synchronised. Called directly, the same numbers as masked_logps(model, ...)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, mask: Tensor) -> Tensor:
+        return masked_logps(self.model, input_ids, attention_mask, mask)
+
+
 def sequence_logps(model, input_ids: Tensor, attention_mask: Tensor, mask: Tensor) -> Tensor:
     """Summed log-probs of the masked tokens of each row: input_ids, attention_mask, mask (B, T) → (B,).
     mask[b, t] = 1 counts token t (the target of position t-1); mask[:, 0] is ignored (nothing predicts it)."""

@@ -14,7 +14,7 @@ import random
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from alignlab.config import ConfigError, OptimConfig, RunConfig, dump_config
 from alignlab.models import choose_device, save_model
+from alignlab.train.distributed import Processes
 
 
 @dataclass
@@ -40,6 +41,8 @@ class Run:
     resumed_extra: Any = None             # the `extra` of the checkpoint resumed from (a trainer's own state)
     full_cfg: Any = None                  # the whole config of the run (for the model card)
     trackers: list = field(default_factory=list)   # W&B / MLflow loggers: .log(values, step), .close()
+    processes: Processes = field(default_factory=Processes)   # this process's place; only the main one writes
+    launch: dict = field(default_factory=dict)     # world_size, per-device and global batch: on the first line
     _clock: float = field(default_factory=time.perf_counter)
 
     @property
@@ -79,6 +82,10 @@ class Run:
             return
         values = {k: (v.detach().float().mean().item() if isinstance(v, Tensor) else float(v))
                   for k, v in metrics.items()}
+        if self.launch:
+            values, self.launch = {**self.launch, **values}, {}
+        if not self.processes.main:
+            return
         self.metrics_file.write(json.dumps({"step": step, **values}) + "\n")
         self.metrics_file.flush()
         if self.tb is not None:
@@ -96,6 +103,9 @@ class Run:
         so a crash never leaves a half-written checkpoint that resume would pick."""
         if not self.cfg.save_every or step % self.cfg.save_every or step == self.total_steps:
             return None
+        if not self.processes.main:                 # every process holds the same weights: one writes
+            self.processes.barrier()
+            return self.checkpoints_dir / f"step-{step}"
         state = {
             "step": step,
             "model": {name: p.detach() for name, p in model.named_parameters() if p.requires_grad},
@@ -113,6 +123,7 @@ class Run:
         if self.cfg.keep_checkpoints:
             for old in _checkpoints(self.checkpoints_dir)[:-self.cfg.keep_checkpoints]:
                 shutil.rmtree(old)
+        self.processes.barrier()
         return final
 
     def elapsed(self) -> float:
@@ -122,10 +133,15 @@ class Run:
         return seconds
 
     def finish(self, model: torch.nn.Module, tokenizer) -> Path:
-        """Save the final model in Hugging Face format to out_dir/model with its model card, and close the logs."""
-        path = save_model(model, tokenizer, self.out_dir / "model")
+        """Save the final model in Hugging Face format to out_dir/model with its model card, and close the logs.
+        With several processes the main one saves; the others wait for it."""
+        path = self.out_dir / "model"
+        if self.processes.main:
+            path = save_model(model, tokenizer, path)
         self.close()
-        write_model_card(path, self.full_cfg, self.out_dir / "metrics.jsonl")
+        if self.processes.main:
+            write_model_card(path, self.full_cfg, self.out_dir / "metrics.jsonl")
+        self.processes.barrier()
         return path
 
     def close(self) -> None:
@@ -140,11 +156,16 @@ class Run:
         self.trackers = []
 
 
-def setup_run(run_cfg: RunConfig, full_cfg: Any) -> Run:
+def setup_run(run_cfg: RunConfig, full_cfg: Any, processes: Processes | None = None, launch: dict | None = None) -> Run:
     """Create out_dir, write config.yaml, seed everything, open metrics.jsonl and TensorBoard.
 
     With run.resume, the newest checkpoint is found here and metrics logged after it (by the run that crashed)
-    are dropped, so the resumed run's metrics continue the curve without duplicates."""
+    are dropped, so the resumed run's metrics continue the curve without duplicates. With several processes
+    (`processes`), only the main one writes; `launch` (world size, per-device and global batch) goes into config.yaml
+    and the first metrics line."""
+    processes = processes or Processes()
+    if not processes.main:
+        return _follower_run(run_cfg, full_cfg, processes)
     out_dir = Path(run_cfg.out_dir)
     checkpoints = out_dir / "checkpoints"
     for stale in checkpoints.glob(".tmp-step-*"):       # a crash while saving
@@ -157,7 +178,8 @@ def setup_run(run_cfg: RunConfig, full_cfg: Any) -> Run:
     if resume_from:
         _check_same_config(yaml.safe_load((out_dir / "config.yaml").read_text()), dump_config(full_cfg), out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.yaml").write_text(yaml.safe_dump(dump_config(full_cfg), sort_keys=False))
+    saved = dump_config(full_cfg) | ({"launch": launch} if launch and launch.get("world_size", 1) > 1 else {})
+    (out_dir / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
 
     metrics_path = out_dir / "metrics.jsonl"
     resume_step = int(resume_from.name.removeprefix("step-")) if resume_from else 0
@@ -173,14 +195,31 @@ def setup_run(run_cfg: RunConfig, full_cfg: Any) -> Run:
     if run_cfg.tensorboard:
         from torch.utils.tensorboard import SummaryWriter
         tb = SummaryWriter(out_dir / "tb", purge_step=resume_step + 1 if resume_from else None)
-    device = choose_device(run_cfg.device)
-    return Run(run_cfg, out_dir, device, resume_from, open(metrics_path, "a"), tb, full_cfg=full_cfg,
-               trackers=trackers(run_cfg, full_cfg, out_dir))
+    device = processes.device or choose_device(run_cfg.device)
+    run = Run(run_cfg, out_dir, device, resume_from, open(metrics_path, "a"), tb, full_cfg=full_cfg,
+              trackers=trackers(run_cfg, full_cfg, out_dir), processes=processes,
+              launch=dict(launch) if launch and launch.get("world_size", 1) > 1 else {})
+    processes.barrier()                              # the others read out_dir after it is ready
+    return run
+
+
+def _follower_run(run_cfg: RunConfig, full_cfg: Any, processes: Processes) -> Run:
+    """A process other than the main one: same seeds and resume point, no files of its own."""
+    import os
+    processes.barrier()                              # the main process has checked and prepared out_dir
+    out_dir = Path(run_cfg.out_dir)
+    existing = _checkpoints(out_dir / "checkpoints")
+    resume_from = existing[-1] if run_cfg.resume and existing else None
+    random.seed(run_cfg.seed)
+    torch.manual_seed(run_cfg.seed)
+    return Run(replace(run_cfg, progress=False), out_dir, processes.device, resume_from, open(os.devnull, "w"), None,
+               full_cfg=full_cfg, processes=processes)
 
 
 # What may change when a run is resumed: where it lives and runs, how it is watched and saved; not what it computes.
 RESUMABLE_CHANGES = {"run.out_dir", "run.device", "run.resume", "run.progress", "run.tensorboard", "run.log_every",
-                     "run.save_every", "run.keep_checkpoints", "run.wandb", "run.mlflow"}
+                     "run.save_every", "run.keep_checkpoints", "run.wandb", "run.mlflow", "launch.world_size",
+                     "launch.per_device_batch", "launch.global_batch"}
 
 
 def _check_same_config(saved: dict, current: dict, out_dir: Path) -> None:

@@ -19,7 +19,8 @@ from alignlab.data.batching import collate, micro_batches, step_batches
 from alignlab.data.chat import Encoded, encode_sft
 from alignlab.data.io import DataError, read_sft
 from alignlab.losses.sft import sft_loss
-from alignlab.models import check_max_length, load_causal_lm, load_tokenizer, masked_logps
+from alignlab.models import MaskedLogps, check_max_length, load_causal_lm, load_tokenizer, masked_logps
+from alignlab.train.distributed import processes
 from alignlab.train.run import Run, count_steps, make_optimizer, optimizer_step, setup_run
 
 
@@ -95,7 +96,9 @@ def eval_loss(model, examples: list[Encoded], batch_size: int, pad_token_id: int
 def train(cfg: SFTConfig) -> Path:
     """Fine-tune cfg.model on cfg.data; returns out_dir/model (Hugging Face format)."""
     check_max_length(cfg.model.path, cfg.data.max_length, "data.max_length")
-    run = setup_run(cfg.run, cfg)
+    procs = processes()
+    micro_size = procs.per_device(cfg.optim.batch_size)
+    run = setup_run(cfg.run, cfg, procs, procs.launch_facts(cfg.optim.batch_size, cfg.optim.grad_accum))
     tokenizer = load_tokenizer(cfg.model.path, cfg.model.chat_template)
     examples = load_examples(cfg.data, tokenizer, run)
     held_out = (load_examples(replace(cfg.data, train_files=cfg.data.eval_files), tokenizer, run)
@@ -109,22 +112,32 @@ def train(cfg: SFTConfig) -> Path:
     batches = step_batches(lengths, cfg.optim.batch_size * cfg.optim.grad_accum, cfg.run.seed, start_step,
                            cfg.data.group_by_length)
 
+    policy = procs.wrap(MaskedLogps(model))      # one process: masked_logps itself; several: DDP around it
     for step, indices in zip(range(start_step + 1, total_steps + 1), batches):
+        # This process's share of the step's examples (all of them with one process).
+        mine = procs.share(indices)
         micro = [collate([examples[i] for i in chunk], tokenizer.pad_token_id)
-                 for chunk in micro_batches(indices, lengths, cfg.optim.batch_size)]
-        # Count the step's target tokens first: each micro-batch's summed NLL is divided by this one number.
-        n_tokens = sum(int(b["completion_mask"][:, 1:].sum()) for b in micro)
+                 for chunk in micro_batches(mine or indices[:1], lengths, micro_size)]
+        # Count the step's target tokens first (over every process): each micro-batch's summed NLL is divided by
+        # this one number, so the summed gradient is the step's token mean whatever the split.
+        n_tokens = int(procs.sum(sum(int(b["completion_mask"][:, 1:].sum()) for b in micro) if mine else 0))
         step_nll = 0.0
-        for batch in micro:
-            batch = {k: v.to(run.device) for k, v in batch.items()}
-            logps = masked_logps(model, batch["input_ids"], batch["attention_mask"],
-                                 batch["completion_mask"])                                  # (B, T-1)
-            nll, _ = sft_loss(logps, batch["completion_mask"][:, 1:])                       # (B,)
-            (nll.sum() / max(n_tokens, 1)).backward()
-            step_nll += nll.sum().item()
+        for k, batch in enumerate(micro):
+            batch = {key: v.to(run.device) for key, v in batch.items()}
+            with procs.no_sync(policy, last=k == len(micro) - 1):
+                logps = policy(batch["input_ids"], batch["attention_mask"], batch["completion_mask"])   # (B, T-1)
+                nll, _ = sft_loss(logps, batch["completion_mask"][:, 1:])                           # (B,)
+                loss = nll.sum() / max(n_tokens, 1)
+                if procs.world_size > 1:
+                    loss = loss * procs.world_size      # the engine averages gradients over the processes
+                if not mine:
+                    loss = loss * 0.0                   # no examples this step: join the average with nothing
+                loss.backward()
+            step_nll += nll.sum().item() if mine else 0.0
+        step_nll = procs.sum(step_nll)
         lr = scheduler.get_last_lr()[0]                     # the lr of this update (the step below advances it)
         grad_norm = optimizer_step(model, optimizer, scheduler, cfg.optim.max_grad_norm)
-        processed = sum(int(b["attention_mask"].sum()) for b in micro)
+        processed = procs.sum(sum(int(b["attention_mask"].sum()) for b in micro) if mine else 0)
         evaluated = {}
         if held_out and (step == total_steps or (cfg.data.eval_every and step % cfg.data.eval_every == 0)):
             evaluated["eval_loss"] = eval_loss(model, held_out, cfg.optim.batch_size, tokenizer.pad_token_id,

@@ -1,0 +1,70 @@
+"""Several processes (torchrun here; accelerate launch on GPUs): SFT on 2 CPU processes over gloo, each taking half of
+every step's examples, ends with the weights of one process taking all of them; only the main process writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def sft(tiny_lm: Path, out: Path, processes: int) -> Path:
+    args = ["-m", "alignlab.cli", "sft", str(REPO / "configs/tiny/sft.yaml"), f"model.path={tiny_lm}",
+            "model.dtype=float64", "optim.batch_size=4", "optim.grad_accum=2", "optim.max_steps=4",
+            "run.save_every=0", "run.tensorboard=false", "run.progress=false", f"run.out_dir={out}"]
+    launcher = [] if processes == 1 else ["-m", "torch.distributed.run", "--standalone",
+                                          f"--nproc_per_node={processes}"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, *launcher, *args], check=True, cwd=REPO, env=env, capture_output=True)
+    return out
+
+
+def test_two_processes_end_with_the_weights_of_one(tiny_lm, tmp_path):
+    one = load_file(sft(tiny_lm, tmp_path / "one", 1) / "model" / "model.safetensors")
+    two_dir = sft(tiny_lm, tmp_path / "two", 2)
+    two = load_file(two_dir / "model" / "model.safetensors")
+    # The only difference is the order of float64 sums: each process sums its half of the step's per-token gradient
+    # terms, then the all-reduce adds the halves. A sum of n ≤ 10^3 terms reassociated moves by at most ~n·2^-53 ≈
+    # 1e-13 of its magnitude; 4 Adam steps at lr 1e-2 move each weight by < 0.04, so the weights may differ by
+    # ~1e-14. 1e-12 leaves two orders of margin and is ten orders below what one step changes (≥ 1e-3).
+    assert one.keys() == two.keys()
+    worst = max((one[k] - two[k]).abs().max().item() for k in one)
+    assert worst < 1e-12, worst
+    first = load_file(Path(tiny_lm) / "model.safetensors")
+    assert max((one[k].double() - first[k].double()).abs().max().item() for k in one) > 1e-3   # it trained
+    # one writer: one metrics line per step, the launch facts on the first; config.yaml records them too
+    lines = [json.loads(line) for line in (two_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [1, 2, 3, 4]
+    assert {k: lines[0][k] for k in ("world_size", "per_device_batch", "global_batch")} == \
+        {"world_size": 2, "per_device_batch": 2, "global_batch": 8}
+    single = [json.loads(line) for line in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    assert "world_size" not in single[0]                                   # one process: the run as before
+    assert [round(x["loss"], 12) for x in lines] == [round(x["loss"], 12) for x in single]
+    import yaml
+    assert yaml.safe_load((two_dir / "config.yaml").read_text())["launch"] == {
+        "world_size": 2, "per_device_batch": 2, "global_batch": 8}
+
+
+def test_the_accelerate_config_is_what_accelerate_reads():
+    from accelerate.commands.config.config_args import load_config_from_file
+    config = load_config_from_file(str(REPO / "configs/accelerate/ddp.yaml"))
+    assert str(config.distributed_type).endswith("MULTI_GPU") and config.num_processes == 8
+
+
+def test_a_batch_that_does_not_divide_is_a_config_error():
+    from alignlab.config import ConfigError
+    from alignlab.train.distributed import Processes
+    assert Processes().per_device(3) == 3
+    with pytest.raises(ConfigError, match="must divide by the 2 processes"):
+        Processes(rank=0, world_size=2).per_device(3)
+    assert Processes(rank=1, world_size=2).share(list(range(5))) == [1, 3]
+    assert torch.tensor(Processes().sum(2.5)) == 2.5
