@@ -37,7 +37,9 @@ from alignlab.data.batching import collate, epoch_batches, micro_batches, step_b
 from alignlab.data.chat import Encoded, encode_completion
 from alignlab.data.io import DataError, read_feedback, read_preferences
 from alignlab.losses.preference import LOSSES, kto_reference_point
-from alignlab.models import check_max_length, disabled_adapter, load_causal_lm, load_tokenizer, sequence_logps
+from alignlab.models import (MaskedLogps, check_max_length, disabled_adapter, load_causal_lm, load_tokenizer,
+                             sequence_logps)
+from alignlab.train.distributed import processes
 from alignlab.train.run import Run, count_steps, make_optimizer, optimizer_step, setup_run
 
 
@@ -232,15 +234,26 @@ def cached_reference_logps(cfg: DPOConfig, policy, data: PreferenceData, pad_id:
                           f"from {run.resume_from} is no longer the reference; resume with the original config, "
                           "or start a new run.out_dir")
     todo = wanted.nonzero().flatten().tolist()
+    procs = run.processes
     run.note(f"computing reference log-probs of the {len(todo)} of {len(data.rows)} examples this run trains on, "
-             f"once (cached in {path})")
-    out = torch.full((len(data.rows), 2), float("nan"))
+             f"once (cached in {path})" + (f", split over {procs.world_size} processes" if procs.world_size > 1 else ""))
+    # log-probs are at least float32 (alignlab.models): float64 for a float64 model, float32 otherwise
+    dtype = torch.float64 if next(policy.parameters()).dtype == torch.float64 else torch.float32
+    out = torch.full((len(data.rows), 2), float("nan"), dtype=dtype)
+    mine = procs.share(todo)                      # several processes: each scores its share, then all of them meet
     policy.eval()
-    for start in range(0, len(todo), cfg.optim.batch_size):
-        indices = todo[start:start + cfg.optim.batch_size]
+    for start in range(0, len(mine), cfg.optim.batch_size):
+        indices = mine[start:start + cfg.optim.batch_size]
         batch = {k: v.to(run.device) for k, v in collate_rows(data, indices, pad_id).items()}
         out[indices] = torch.stack(_reference_forward(policy, batch, cfg.model.lora.enabled).chunk(2), 1).cpu()
-    torch.save({"fingerprint": fingerprint, "logps": out}, path)
+    if procs.world_size > 1:
+        gathered = torch.zeros((len(data.rows), 2), dtype=out.dtype, device=procs.device)
+        gathered[mine] = out[mine].to(gathered.device)
+        torch.distributed.all_reduce(gathered)     # each row is filled by exactly one process
+        out[todo] = gathered[todo].cpu()
+    if procs.main:
+        torch.save({"fingerprint": fingerprint, "logps": out}, path)
+    procs.barrier()
     return out
 
 
@@ -374,7 +387,12 @@ def evaluate_held_out(cfg: DPOConfig, policy, data: PreferenceData, ref: Tensor 
 def train(cfg: DPOConfig) -> Path:
     """Train cfg.model on cfg.data with cfg.loss; returns out_dir/model (Hugging Face format; LoRA: + merged/)."""
     check_max_length(cfg.model.path, cfg.data.max_length, "data.max_length")
-    run = setup_run(cfg.run, cfg)
+    procs = processes()
+    micro_size = procs.per_device(cfg.optim.batch_size)
+    if procs.world_size > 1 and cfg.loss == "kto":
+        raise ConfigError("loss=kto estimates its KL term over each micro-batch; several processes do not run it yet "
+                          "(one process, or a pairwise loss)")
+    run = setup_run(cfg.run, cfg, procs, procs.launch_facts(cfg.optim.batch_size, cfg.optim.grad_accum))
     started = time.perf_counter()
     tokenizer = load_tokenizer(cfg.model.path, cfg.model.chat_template)
     data = load_data(cfg, tokenizer, run)
@@ -391,28 +409,43 @@ def train(cfg: DPOConfig) -> Path:
     batches = step_batches(lengths, cfg.optim.batch_size * cfg.optim.grad_accum, cfg.run.seed, start_step,
                            cfg.data.group_by_length)
 
+    wrapped = procs.wrap(MaskedLogps(policy))    # one process: masked_logps itself; several: DDP around it
     for step, indices in zip(range(start_step + 1, total_steps + 1), batches):
         collected: dict[str, list[Tensor]] = defaultdict(list)
-        for chunk in micro_batches(indices, lengths, cfg.optim.batch_size):
+        mine = procs.share(indices)                 # this process's share of the step (all of it with one)
+        chunks = micro_batches(mine or indices[:1], lengths, micro_size)
+        for n, chunk in enumerate(chunks):
             batch = {k: v.to(run.device) for k, v in collate_rows(data, chunk, tokenizer.pad_token_id).items()}
-            logps, counts = completion_logps(policy, batch)                                 # (2B,), (2B,)
-            ref_logps = reference(chunk, batch) if reference is not None else None          # (2B,) | None
-            if data.desirable is None:
-                losses, metrics = pairwise_loss(cfg, logps, counts, ref_logps)
-            else:
-                desirable = torch.tensor([data.desirable[i] for i in chunk], device=run.device)
-                losses, metrics = unpaired_loss(cfg, logps, ref_logps, desirable)
-            # Each example weighs 1 / (examples in the step), whatever the micro-batch split.
-            (losses.sum() / len(indices)).backward()
-            for key, value in {"loss": losses.detach(), **metrics}.items():
-                collected[key].append(value)
+            with procs.no_sync(wrapped, last=n == len(chunks) - 1):
+                mask = batch["completion_mask"]
+                logps = wrapped(batch["input_ids"], batch["attention_mask"], mask).sum(-1)      # (2B,)
+                counts = mask[:, 1:].sum(-1).float()                                            # (2B,)
+                ref_logps = reference(chunk, batch) if reference is not None else None          # (2B,) | None
+                if data.desirable is None:
+                    losses, metrics = pairwise_loss(cfg, logps, counts, ref_logps)
+                else:
+                    desirable = torch.tensor([data.desirable[i] for i in chunk], device=run.device)
+                    losses, metrics = unpaired_loss(cfg, logps, ref_logps, desirable)
+                # Each example weighs 1 / (examples in the step), whatever the micro-batch or process split.
+                loss = losses.sum() / len(indices)
+                if procs.world_size > 1:
+                    loss = loss * procs.world_size   # the engine averages gradients over the processes
+                if not mine:
+                    loss = loss * 0.0                # no examples this step: join the average with nothing
+                loss.backward()
+            if mine:
+                for key, value in {"loss": losses.detach(), **metrics}.items():
+                    collected[key].append(value)
         lr = scheduler.get_last_lr()[0]
         grad_norm = optimizer_step(policy, optimizer, scheduler, cfg.optim.max_grad_norm)
         evaluated = {}
         if held_out is not None and (step == total_steps or (cfg.data.eval_every and step % cfg.data.eval_every == 0)):
             evaluated = evaluate_held_out(cfg, policy, *held_out, tokenizer.pad_token_id, run.device)
         # time_s: wall seconds since this process started, reference log-probs included (the cost to compare).
-        run.log(step, **step_metrics(collected), lr=lr, grad_norm=grad_norm,
+        metrics = step_metrics(collected)
+        if procs.world_size > 1:                    # every process's examples, not the main one's share
+            metrics = {k: procs.sum(v.float().sum().item()) / procs.sum(v.numel()) for k, v in metrics.items()}
+        run.log(step, **metrics, lr=lr, grad_norm=grad_norm,
                 examples_per_s=len(indices) / run.elapsed(), time_s=time.perf_counter() - started, **evaluated)
         run.checkpoint(step, policy, optimizer, scheduler)
     return run.finish(policy, tokenizer)

@@ -1,5 +1,6 @@
-"""Several processes (torchrun here; accelerate launch on GPUs): SFT on 2 CPU processes over gloo, each taking half of
-every step's examples, ends with the weights of one process taking all of them; only the main process writes."""
+"""Several processes (torchrun here; accelerate launch on GPUs): SFT and DPO on 2 CPU processes over gloo, each taking
+half of every step's examples, end with the weights of one process taking all of them; only the main process writes;
+DPO's reference log-probs are computed half by each process."""
 
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def sft(tiny_lm: Path, out: Path, processes: int) -> Path:
-    args = ["-m", "alignlab.cli", "sft", str(REPO / "configs/tiny/sft.yaml"), f"model.path={tiny_lm}",
+def sft(tiny_lm: Path, out: Path, processes: int, command: str = "sft", *extra: str) -> Path:
+    args = ["-m", "alignlab.cli", command, str(REPO / f"configs/tiny/{command}.yaml"), f"model.path={tiny_lm}",
             "model.dtype=float64", "optim.batch_size=4", "optim.grad_accum=2", "optim.max_steps=4",
-            "run.save_every=0", "run.tensorboard=false", "run.progress=false", f"run.out_dir={out}"]
+            "run.save_every=0", "run.tensorboard=false", "run.progress=false", f"run.out_dir={out}", *extra]
     launcher = [] if processes == 1 else ["-m", "torch.distributed.run", "--standalone",
                                           f"--nproc_per_node={processes}"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
@@ -52,6 +53,35 @@ def test_two_processes_end_with_the_weights_of_one(tiny_lm, tmp_path):
     import yaml
     assert yaml.safe_load((two_dir / "config.yaml").read_text())["launch"] == {
         "world_size": 2, "per_device_batch": 2, "global_batch": 8}
+
+
+def test_dpo_on_two_processes_ends_with_the_weights_of_one(tiny_lm, tmp_path):
+    prefs = tmp_path / "prefs.jsonl"
+    prefs.write_text("".join(json.dumps({"prompt": f"Question {i}: what is {i} plus {i}?", "chosen": f"It is {2 * i}.",
+                                         "rejected": f"No idea about {i}."}) + "\n" for i in range(10)))
+    data = f"data.train_files=[{prefs}]"
+    one = load_file(sft(tiny_lm, tmp_path / "one", 1, "dpo", data) / "model" / "model.safetensors")
+    two_dir = sft(tiny_lm, tmp_path / "two", 2, "dpo", data)
+    two = load_file(two_dir / "model" / "model.safetensors")
+    assert max((one[k] - two[k]).abs().max().item() for k in one) < 1e-12       # the bound argued above
+    # the cached reference log-probs, half computed by each process, are the single process's
+    ref_one = torch.load(tmp_path / "one" / "ref_logps.pt", weights_only=True)["logps"]
+    ref_two = torch.load(two_dir / "ref_logps.pt", weights_only=True)["logps"]
+    assert ref_one.dtype == torch.float64 and torch.allclose(ref_one, ref_two, rtol=0, atol=1e-12)
+    lines = [json.loads(line) for line in (two_dir / "metrics.jsonl").read_text().splitlines()]
+    single = [json.loads(line) for line in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    # the logged loss is every example's mean (one process logs it through a float32 mean: 2^-24 relative)
+    assert [x["loss"] for x in lines] == pytest.approx([x["loss"] for x in single], rel=1e-6)
+
+
+def test_kto_on_several_processes_is_refused_not_wrong(monkeypatch, tmp_path):
+    from alignlab.config import ConfigError, load_config
+    from alignlab.train import dpo
+    from alignlab.train.distributed import Processes
+    monkeypatch.setattr(dpo, "processes", lambda: Processes(rank=0, world_size=2))
+    cfg = load_config(dpo.DPOConfig, REPO / "configs/tiny/kto.yaml", [f"run.out_dir={tmp_path / 'k'}"])
+    with pytest.raises(ConfigError, match="loss=kto"):
+        dpo.train(cfg)
 
 
 def test_the_accelerate_config_is_what_accelerate_reads():
