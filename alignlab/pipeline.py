@@ -24,7 +24,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
 from alignlab.command import run_cli
 from alignlab.config import ConfigError, load_config
@@ -53,6 +53,9 @@ class StageConfig:
     """Reference/initial model for stages that need a second one (reward model for PPO, …): a stage name or path."""
     evaluate: bool = True
     """Evaluate the stage's output model with the pipeline's eval settings."""
+    launch: dict = field(default_factory=dict)
+    """Train in several processes (sft and dpo stages): {num_processes: N} runs the stage under torchrun on this
+    machine; {num_processes: N, config: configs/accelerate/ddp.yaml} under accelerate launch with that config."""
 
 
 @dataclass
@@ -136,7 +139,10 @@ def _hash_path(path: Path) -> str:
 
 
 def fingerprint(stage: StageConfig, ctx: Context) -> str:
-    parts: dict = {"stage": asdict(stage)}
+    described = asdict(stage)
+    if not described["launch"]:          # one process: the fingerprint stages had before launch: existed
+        del described["launch"]
+    parts: dict = {"stage": described}
     if stage.config:
         parts["config_text"] = Path(stage.config).read_text()
     for ref in (stage.model, stage.data, stage.reference):
@@ -200,7 +206,44 @@ def _trainer_inputs(stage: StageConfig, ctx: Context, out_dir: Path) -> list[str
 def run_sft(stage: StageConfig, ctx: Context, out_dir: Path) -> StageOutput:
     from alignlab.train.sft import SFTConfig, train
     cfg = load_config(SFTConfig, stage.config, _trainer_inputs(stage, ctx, out_dir))
-    return _evaluated(stage, ctx, out_dir, _loadable(train(cfg)))
+    model = launched(stage, "sft", cfg, out_dir) if stage.launch else train(cfg)
+    return _evaluated(stage, ctx, out_dir, _loadable(model))
+
+
+LAUNCH_KEYS = {"num_processes", "config"}
+LAUNCHABLE = ("sft", "dpo")
+
+
+def launched(stage: StageConfig, command: str, cfg: Any, out_dir: Path) -> Path:
+    """Run `alignlab COMMAND` on the resolved config in `stage.launch["num_processes"]` processes (torchrun, or
+    accelerate launch with `stage.launch["config"]`); returns the trained model's directory."""
+    import subprocess
+
+    import yaml
+
+    from alignlab.config import dump_config
+    unknown = set(stage.launch) - LAUNCH_KEYS
+    n = stage.launch.get("num_processes")
+    if unknown or not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ConfigError(f"stage '{stage.name}': launch takes {{num_processes: N (≥ 1), config: ACCELERATE_YAML "
+                          f"(optional)}}, got {stage.launch}")
+    if stage.kind not in LAUNCHABLE:
+        raise ConfigError(f"stage '{stage.name}': launch runs {' and '.join(LAUNCHABLE)} stages in several processes; "
+                          f"a {stage.kind} stage runs in one (remove launch:)")
+    config_path = out_dir / "launch_config.yaml"
+    config_path.write_text(yaml.safe_dump(dump_config(cfg), sort_keys=False))
+    if stage.launch.get("config"):
+        launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(stage.launch["config"]),
+                    "--num_processes", str(n), "-m"]
+    else:
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m"]
+    command_line = [*launcher, "alignlab.cli", command, str(config_path)]
+    log.info("stage %-10s launched in %d processes: %s", stage.name, n, " ".join(command_line))
+    done = subprocess.run(command_line)
+    if done.returncode:
+        raise RuntimeError(f"stage '{stage.name}': the {n}-process run exited with status {done.returncode} "
+                           f"(its output is above; command: {' '.join(command_line)})")
+    return Path(cfg.run.out_dir) / "model"
 
 
 def run_gym_preferences(stage: StageConfig, ctx: Context, out_dir: Path) -> StageOutput:
@@ -215,7 +258,8 @@ def run_gym_preferences(stage: StageConfig, ctx: Context, out_dir: Path) -> Stag
 def run_dpo(stage: StageConfig, ctx: Context, out_dir: Path) -> StageOutput:
     from alignlab.train.dpo import DPOConfig, train
     cfg = load_config(DPOConfig, stage.config, _trainer_inputs(stage, ctx, out_dir))
-    return _evaluated(stage, ctx, out_dir, _loadable(train(cfg)))
+    model = launched(stage, "dpo", cfg, out_dir) if stage.launch else train(cfg)
+    return _evaluated(stage, ctx, out_dir, _loadable(model))
 
 
 def run_rm(stage: StageConfig, ctx: Context, out_dir: Path) -> StageOutput:

@@ -98,3 +98,54 @@ def test_a_batch_that_does_not_divide_is_a_config_error():
         Processes(rank=0, world_size=2).per_device(3)
     assert Processes(rank=1, world_size=2).share(list(range(5))) == [1, 3]
     assert torch.tensor(Processes().sum(2.5)) == 2.5
+
+
+def test_the_pipeline_launches_a_stage_in_two_processes(tiny_lm, tmp_path):
+    import yaml
+
+    from alignlab.config import ConfigError, load_config
+    from alignlab.pipeline import PipelineConfig, run_pipeline
+    config = tmp_path / "pipeline.yaml"
+    stage = {"name": "sft", "kind": "sft", "config": str(REPO / "configs/tiny/sft.yaml"), "model": str(tiny_lm),
+             "data": str(REPO / "tests/data/sft_tiny.jsonl"), "evaluate": False, "launch": {"num_processes": 2},
+             "overrides": ["optim.batch_size=2", "optim.max_steps=2", "run.save_every=0", "model.dtype=float64"]}
+    config.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run"), "data_check": "off", "stages": [stage]}))
+    run_pipeline(load_config(PipelineConfig, config, []))
+    out = tmp_path / "run" / "sft"
+    assert (out / "model" / "model.safetensors").exists()
+    first = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["world_size"] == 2 and first["global_batch"] == 4
+    assert json.loads((out / "stage.json").read_text())["output"]["model"].endswith("sft/model")
+    stage["launch"] = {"processes": 2}
+    config.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run2"), "data_check": "off", "stages": [stage]}))
+    with pytest.raises(ConfigError, match="launch takes"):
+        run_pipeline(load_config(PipelineConfig, config, []))
+
+
+def test_a_two_process_run_killed_and_resumed_ends_where_an_uninterrupted_one_does(tiny_lm, tmp_path):
+    import signal
+    import time
+    args = ["optim.max_steps=120", "run.save_every=10", "optim.batch_size=2", "optim.grad_accum=1",
+            "optim.lr_schedule=constant"]
+    whole = load_file(sft(tiny_lm, tmp_path / "whole", 2, "sft", *args) / "model" / "model.safetensors")
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+               "alignlab.cli", "sft", str(REPO / "configs/tiny/sft.yaml"), f"model.path={tiny_lm}",
+               "model.dtype=float64", "optim.max_steps=120", "run.save_every=10", "optim.batch_size=2",
+               "optim.grad_accum=1", "optim.lr_schedule=constant", "run.tensorboard=false", "run.progress=false",
+               f"run.out_dir={out}"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoints" / "step-20").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before its second checkpoint"
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)                      # kill -9: the launcher and both processes
+    proc.wait()
+    assert not (out / "model").exists()
+    subprocess.run(command + ["run.resume=true"], check=True, cwd=REPO, env=env, capture_output=True)
+    resumed = load_file(out / "model" / "model.safetensors")
+    assert max((whole[k] - resumed[k]).abs().max().item() for k in whole) == 0.0      # same order, same sums
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 120                            # no step logged twice
