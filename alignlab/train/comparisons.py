@@ -20,13 +20,14 @@ def encode_records(model: RewardModel, records: list[Ranking]) -> list[list[list
     return [[model.encode(r.prompt, resp) for resp in r.responses] for r in records]
 
 
-def comparison_loss(model: RewardModel, encoded: list[list[list[int]]], ranks: list[list[int]]):
+def comparison_loss(model: RewardModel, encoded: list[list[list[int]]], ranks: list[list[int]], forward=None):
     """Loss (N,) and metrics of N comparison records: one forward over all their sequences. Records of equal K
-    go through Plackett–Luce together; K = 2 uses Bradley–Terry (the same value, and the InstructGPT form)."""
+    go through Plackett–Luce together; K = 2 uses Bradley–Terry (the same value, and the InstructGPT form).
+    `forward`: the module to call instead of `model` (a data-parallel engine's wrapper of it)."""
     device = model.device
     flat = [seq for record in encoded for seq in record]
     ids, mask = pad_right(flat, model.tokenizer.pad_token_id)
-    rewards = model(ids.to(device), mask.to(device))                                    # (ΣK,)
+    rewards = (forward or model)(ids.to(device), mask.to(device))                       # (ΣK,)
     losses, accuracy, margin = [], [], []
     offsets = list(itertools.accumulate([len(r) for r in encoded], initial=0))
     for k in sorted({len(r) for r in encoded}):
@@ -47,12 +48,16 @@ def comparison_loss(model: RewardModel, encoded: list[list[list[int]]], ranks: l
 
 
 def accumulate_gradients(model: RewardModel, encoded: list[list[list[int]]], ranks: list[list[int]],
-                         step_records: int) -> tuple[float, float]:
+                         step_records: int, forward=None, scale: float = 1.0) -> tuple[float, float]:
     """Forward/backward of some of an optimizer step's records: their summed loss divided by the step's record
     count, so micro-batches accumulate to the step's mean loss however it is split. Returns the summed loss and
-    the summed accuracy of these records."""
-    loss, metrics = comparison_loss(model, encoded, ranks)
-    (loss.sum() / step_records).backward()
+    the summed accuracy of these records. With several processes, `forward` is the engine's wrapper and `scale`
+    the process count (the engine averages gradients; 0 for a process that only joins the average)."""
+    loss, metrics = comparison_loss(model, encoded, ranks, forward)
+    step_loss = loss.sum() / step_records
+    if scale != 1.0:
+        step_loss = step_loss * scale
+    step_loss.backward()
     return loss.sum().item(), metrics["accuracy"].sum().item()
 
 

@@ -33,6 +33,7 @@ from alignlab.models import check_max_length
 from alignlab.reward_model import Pooling, RewardModel, new_reward_model, save_reward_model
 from alignlab.rewards import call_reward, load_reward_function
 from alignlab.train.comparisons import accumulate_gradients, as_ranking, comparison_loss, encode_records
+from alignlab.train.distributed import processes
 from alignlab.train.run import Run, count_steps, make_optimizer, optimizer_step, setup_run, write_model_card
 
 
@@ -208,7 +209,9 @@ def shorter_wins_accuracy(records: list[Ranking]) -> float:
 def train(cfg: RMConfig) -> Path:
     """Train the reward model, normalise it, measure it; returns out_dir/model (see load_reward_model)."""
     check_max_length(cfg.model.path, cfg.model.max_length, "model.max_length")
-    run = setup_run(cfg.run, cfg)
+    procs = processes()
+    micro_size = procs.per_device(cfg.optim.batch_size)
+    run = setup_run(cfg.run, cfg, procs, procs.launch_facts(cfg.optim.batch_size, cfg.optim.grad_accum))
     clock = time.perf_counter()
     model = new_reward_model(cfg.model.path, cfg.model.pooling, cfg.model.max_length, cfg.model.dtype,
                              cfg.run.seed).to(run.device)
@@ -228,13 +231,22 @@ def train(cfg: RMConfig) -> Path:
     batches = step_batches(lengths, cfg.optim.batch_size * cfg.optim.grad_accum, cfg.run.seed, start_step,
                            cfg.data.group_by_length)
 
+    wrapped = procs.wrap(model)                     # several processes: DDP around the reward model
     for step, indices in zip(range(start_step + 1, total_steps + 1), batches):
         step_loss, step_accuracy = 0.0, 0.0
-        for chunk in micro_batches(indices, lengths, cfg.optim.batch_size):
-            loss, accuracy = accumulate_gradients(model, [encoded[i] for i in chunk],
-                                                  [train_records[i].ranks for i in chunk], len(indices))
-            step_loss += loss
-            step_accuracy += accuracy
+        mine = procs.share(indices)                 # this process's share of the step (all of it with one)
+        chunks = micro_batches(mine or indices[:1], lengths, micro_size)
+        for n, chunk in enumerate(chunks):
+            with procs.no_sync(wrapped, last=n == len(chunks) - 1):
+                scale = (procs.world_size if mine else 0.0) if procs.world_size > 1 else 1.0
+                loss, accuracy = accumulate_gradients(model, [encoded[i] for i in chunk],
+                                                      [train_records[i].ranks for i in chunk], len(indices),
+                                                      forward=wrapped if procs.world_size > 1 else None,
+                                                      scale=scale)
+            if mine:
+                step_loss += loss
+                step_accuracy += accuracy
+        step_loss, step_accuracy = procs.sum(step_loss), procs.sum(step_accuracy)
         lr = scheduler.get_last_lr()[0]
         grad_norm = optimizer_step(model, optimizer, scheduler, cfg.optim.max_grad_norm)
         run.log(step, loss=step_loss / len(indices), accuracy=step_accuracy / len(indices), lr=lr,
@@ -249,11 +261,15 @@ def train(cfg: RMConfig) -> Path:
     if cfg.gold.enabled:
         metrics["rm_gold_agreement"] = gold_agreement(model, cfg, run)
     metrics.update(n_train=len(train_records), n_eval=len(eval_records), train_seconds=train_seconds)
-    (run.out_dir / "rm_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    run.note("rm: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
-    path = save_reward_model(model, run.out_dir / "model")
+    path = run.out_dir / "model"
+    if procs.main:                                  # every process holds the same model: one writes
+        (run.out_dir / "rm_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        run.note("rm: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+        path = save_reward_model(model, path)
     run.close()
-    write_model_card(path, cfg, run.out_dir / "metrics.jsonl")
+    if procs.main:
+        write_model_card(path, cfg, run.out_dir / "metrics.jsonl")
+    procs.barrier()
     return path
 
 

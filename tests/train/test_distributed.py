@@ -1,4 +1,4 @@
-"""Several processes (torchrun here; accelerate launch on GPUs): SFT and DPO on 2 CPU processes over gloo, each taking
+"""Several processes (torchrun here; accelerate launch on GPUs): SFT, the reward model and DPO on 2 CPU processes over gloo, each taking
 half of every step's examples, end with the weights of one process taking all of them; only the main process writes;
 DPO's reference log-probs are computed half by each process."""
 
@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,20 +19,36 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def sft(tiny_lm: Path, out: Path, processes: int, command: str = "sft", *extra: str) -> Path:
+@contextmanager
+def one_launch_at_a_time():
+    """torchrun picks free ports and releases them before its processes bind them: two launches at once (pytest -n 2)
+    can pick the same one. The tests of this file take turns through a lock file."""
+    import fcntl
+    import tempfile
+    with open(Path(tempfile.gettempdir()) / "alignlab-torchrun-tests.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def train_run(tiny_lm: Path, out: Path, processes: int, command: str = "sft", *extra: str) -> Path:
+    dtype = [] if command == "rm" else ["model.dtype=float64"]
     args = ["-m", "alignlab.cli", command, str(REPO / f"configs/tiny/{command}.yaml"), f"model.path={tiny_lm}",
-            "model.dtype=float64", "optim.batch_size=4", "optim.grad_accum=2", "optim.max_steps=4",
+            *dtype, "optim.batch_size=4", "optim.grad_accum=2", "optim.max_steps=4",
             "run.save_every=0", "run.tensorboard=false", "run.progress=false", f"run.out_dir={out}", *extra]
     launcher = [] if processes == 1 else ["-m", "torch.distributed.run", "--standalone",
                                           f"--nproc_per_node={processes}"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, *launcher, *args], check=True, cwd=REPO, env=env, capture_output=True)
+    with one_launch_at_a_time():
+        subprocess.run([sys.executable, *launcher, *args], check=True, cwd=REPO, env=env, capture_output=True)
     return out
 
 
 def test_two_processes_end_with_the_weights_of_one(tiny_lm, tmp_path):
-    one = load_file(sft(tiny_lm, tmp_path / "one", 1) / "model" / "model.safetensors")
-    two_dir = sft(tiny_lm, tmp_path / "two", 2)
+    one = load_file(train_run(tiny_lm, tmp_path / "one", 1) / "model" / "model.safetensors")
+    two_dir = train_run(tiny_lm, tmp_path / "two", 2)
     two = load_file(two_dir / "model" / "model.safetensors")
     # The only difference is the order of float64 sums: each process sums its half of the step's per-token gradient
     # terms, then the all-reduce adds the halves. A sum of n ≤ 10^3 terms reassociated moves by at most ~n·2^-53 ≈
@@ -60,8 +77,8 @@ def test_dpo_on_two_processes_ends_with_the_weights_of_one(tiny_lm, tmp_path):
     prefs.write_text("".join(json.dumps({"prompt": f"Question {i}: what is {i} plus {i}?", "chosen": f"It is {2 * i}.",
                                          "rejected": f"No idea about {i}."}) + "\n" for i in range(10)))
     data = f"data.train_files=[{prefs}]"
-    one = load_file(sft(tiny_lm, tmp_path / "one", 1, "dpo", data) / "model" / "model.safetensors")
-    two_dir = sft(tiny_lm, tmp_path / "two", 2, "dpo", data)
+    one = load_file(train_run(tiny_lm, tmp_path / "one", 1, "dpo", data) / "model" / "model.safetensors")
+    two_dir = train_run(tiny_lm, tmp_path / "two", 2, "dpo", data)
     two = load_file(two_dir / "model" / "model.safetensors")
     assert max((one[k] - two[k]).abs().max().item() for k in one) < 1e-12       # the bound argued above
     # the cached reference log-probs, half computed by each process, are the single process's
@@ -72,6 +89,23 @@ def test_dpo_on_two_processes_ends_with_the_weights_of_one(tiny_lm, tmp_path):
     single = [json.loads(line) for line in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
     # the logged loss is every example's mean (one process logs it through a float32 mean: 2^-24 relative)
     assert [x["loss"] for x in lines] == pytest.approx([x["loss"] for x in single], rel=1e-6)
+
+
+def test_reward_model_on_two_processes_ends_with_the_weights_of_one(tiny_lm, tmp_path):
+    from alignlab.reward_model import load_reward_model
+    prefs = tmp_path / "prefs.jsonl"
+    prefs.write_text("".join(json.dumps({"prompt": f"Question {i}: what is {i} plus {i}?", "chosen": f"It is {2 * i}.",
+                                         "rejected": f"No idea about {i}."}) + "\n" for i in range(10)))
+    args = [f"data.train_files=[{prefs}]", "normalize.source=data", "model.dtype=float32"]
+    one = load_reward_model(train_run(tiny_lm, tmp_path / "one", 1, "rm", *args) / "model")
+    two = load_reward_model(train_run(tiny_lm, tmp_path / "two", 2, "rm", *args) / "model")
+    # Reward models train in float32 (model.dtype allows float32 | bfloat16): a reassociated sum of n ≈ 10^4 terms
+    # moves by at most ~n·2^-24 ≈ 6e-4 of its size; Adam turns a gradient's relative error into at most lr (1e-2)
+    # times it per step: ≤ 6e-6 a step, 2.4e-5 over the 4 steps. A wrong scale (say a missing 1/processes) moves
+    # weights by ~lr = 1e-2, three orders above.
+    a, b = dict(one.named_parameters()), dict(two.named_parameters())
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 2.5e-5
+    assert abs(one.mean - two.mean) < 1e-4 * max(1.0, abs(one.mean))
 
 
 def test_kto_on_several_processes_is_refused_not_wrong(monkeypatch, tmp_path):
@@ -110,7 +144,8 @@ def test_the_pipeline_launches_a_stage_in_two_processes(tiny_lm, tmp_path):
              "data": str(REPO / "tests/data/sft_tiny.jsonl"), "evaluate": False, "launch": {"num_processes": 2},
              "overrides": ["optim.batch_size=2", "optim.max_steps=2", "run.save_every=0", "model.dtype=float64"]}
     config.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run"), "data_check": "off", "stages": [stage]}))
-    run_pipeline(load_config(PipelineConfig, config, []))
+    with one_launch_at_a_time():
+        run_pipeline(load_config(PipelineConfig, config, []))
     out = tmp_path / "run" / "sft"
     assert (out / "model" / "model.safetensors").exists()
     first = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
@@ -127,7 +162,7 @@ def test_a_two_process_run_killed_and_resumed_ends_where_an_uninterrupted_one_do
     import time
     args = ["optim.max_steps=120", "run.save_every=10", "optim.batch_size=2", "optim.grad_accum=1",
             "optim.lr_schedule=constant"]
-    whole = load_file(sft(tiny_lm, tmp_path / "whole", 2, "sft", *args) / "model" / "model.safetensors")
+    whole = load_file(train_run(tiny_lm, tmp_path / "whole", 2, "sft", *args) / "model" / "model.safetensors")
     out = tmp_path / "killed"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
                "alignlab.cli", "sft", str(REPO / "configs/tiny/sft.yaml"), f"model.path={tiny_lm}",
@@ -135,16 +170,17 @@ def test_a_two_process_run_killed_and_resumed_ends_where_an_uninterrupted_one_do
                "optim.grad_accum=1", "optim.lr_schedule=constant", "run.tensorboard=false", "run.progress=false",
                f"run.out_dir={out}"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not (out / "checkpoints" / "step-20").exists():
-        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before its second checkpoint"
-        time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGKILL)                      # kill -9: the launcher and both processes
-    proc.wait()
-    assert not (out / "model").exists()
-    subprocess.run(command + ["run.resume=true"], check=True, cwd=REPO, env=env, capture_output=True)
+    with one_launch_at_a_time():
+        proc = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoints" / "step-20").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the run ended before its second checkpoint"
+            time.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGKILL)                  # kill -9: the launcher and both processes
+        proc.wait()
+        assert not (out / "model").exists()
+        subprocess.run(command + ["run.resume=true"], check=True, cwd=REPO, env=env, capture_output=True)
     resumed = load_file(out / "model" / "model.safetensors")
     assert max((whole[k] - resumed[k]).abs().max().item() for k in whole) == 0.0      # same order, same sums
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
