@@ -160,13 +160,13 @@ def test_the_pipeline_launches_a_stage_in_two_processes(tiny_lm, tmp_path):
 def test_a_two_process_run_killed_and_resumed_ends_where_an_uninterrupted_one_does(tiny_lm, tmp_path):
     import signal
     import time
-    args = ["optim.max_steps=120", "run.save_every=10", "optim.batch_size=2", "optim.grad_accum=1",
+    args = ["optim.max_steps=60", "run.save_every=10", "optim.batch_size=2", "optim.grad_accum=1",
             "optim.lr_schedule=constant"]
     whole = load_file(train_run(tiny_lm, tmp_path / "whole", 2, "sft", *args) / "model" / "model.safetensors")
     out = tmp_path / "killed"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
                "alignlab.cli", "sft", str(REPO / "configs/tiny/sft.yaml"), f"model.path={tiny_lm}",
-               "model.dtype=float64", "optim.max_steps=120", "run.save_every=10", "optim.batch_size=2",
+               "model.dtype=float64", "optim.max_steps=60", "run.save_every=10", "optim.batch_size=2",
                "optim.grad_accum=1", "optim.lr_schedule=constant", "run.tensorboard=false", "run.progress=false",
                f"run.out_dir={out}"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
@@ -184,4 +184,4 @@ def test_a_two_process_run_killed_and_resumed_ends_where_an_uninterrupted_one_do
     resumed = load_file(out / "model" / "model.safetensors")
     assert max((whole[k] - resumed[k]).abs().max().item() for k in whole) == 0.0      # same order, same sums
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert steps == sorted(set(steps)) and steps[-1] == 120                            # no step logged twice
+    assert steps == sorted(set(steps)) and steps[-1] == 60                             # no step logged twice
