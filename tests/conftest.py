@@ -79,10 +79,13 @@ NO_NUMERICS = ("annotate/", "data/test_fuzz_readers.py", "data/test_contaminatio
 
 def pytest_collection_modifyitems(config, items):
     root = Path(__file__).parent
+    two_threads = os.environ.get("ALIGNLAB_TEST_THREADS") == "2"
     for item in items:
         relative = Path(str(item.fspath)).relative_to(root).as_posix()
         if relative.startswith(NO_NUMERICS):
             item.add_marker(pytest.mark.no_numerics)
+        if two_threads and item.get_closest_marker("own_threads"):
+            item.add_marker(pytest.mark.skip(reason="its processes run one thread each: the 1-thread pass ran it"))
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_threads]    # the launched processes run OMP_NUM_THREADS=1
 
 
 @contextmanager
