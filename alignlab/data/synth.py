@@ -247,6 +247,7 @@ class ChatPairJudge:
         from alignlab.eval.judges.llm import JudgePrompt, LLMJudge
         self.judge = LLMJudge(backend, JudgePrompt("alignlab-pair", JUDGE_SYSTEM, JUDGE_TEMPLATE))
         self.backend, self.name = backend, f"llm:{backend.name}"
+        self.requests_per_pair = 2                  # both orders
 
     def compare(self, prompts: list[list[dict]], responses_a: list[str], responses_b: list[str]) -> list[float]:
         return self.judge.compare([p[-1]["content"] for p in prompts], responses_a, responses_b)
@@ -261,6 +262,7 @@ class RewardModelPairJudge:
     def __init__(self, path: str):
         from alignlab.eval.judges.reward_model import RewardModelJudge
         self.judge, self.path, self.name = RewardModelJudge.load(path), path, f"reward_model:{path}"
+        self.requests_per_pair = 0                  # scored locally, no generation requests
 
     def compare(self, prompts: list[list[dict]], responses_a: list[str], responses_b: list[str]) -> list[float]:
         return self.judge.compare(prompts, responses_a, responses_b)
@@ -289,7 +291,7 @@ def ai_feedback(policy, judge, prompts: list[tuple[list[dict], dict]], k: int = 
         jobs += [(n, i, j) for i, j in combinations(range(len(distinct)), 2)] if len(distinct) >= 2 else []
     outcomes = judge.compare([prompts[n][0] for n, _, _ in jobs], [distinct_of[n][i] for n, i, _ in jobs],
                              [distinct_of[n][j] for n, _, j in jobs]) if jobs else []
-    made.requests += 2 * len(jobs) if isinstance(judge, ChatPairJudge) else 0
+    made.requests += judge.requests_per_pair * len(jobs)
     by_prompt: dict[int, list[tuple[int, int, float]]] = {}
     for (n, i, j), outcome in zip(jobs, outcomes):
         by_prompt.setdefault(n, []).append((i, j, outcome))
