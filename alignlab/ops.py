@@ -40,9 +40,17 @@ def masked_var(x: Tensor, mask: Tensor) -> Tensor:
     return masked_sum((x - mean) ** 2, mask) / (n - 1).clamp(min=1)
 
 
-def masked_whiten(x: Tensor, mask: Tensor, shift_mean: bool = True, eps: float = 1e-8) -> Tensor:
-    """(x - mean) / std over masked positions; with shift_mean=False the mean is added back (reward scaling)."""
-    mean, var = masked_mean(x, mask), masked_var(x, mask)
+def masked_whiten(x: Tensor, mask: Tensor, shift_mean: bool = True, eps: float = 1e-8,
+                  total=None) -> Tensor:
+    """(x - mean) / std over masked positions; with shift_mean=False the mean is added back (reward scaling).
+    `total`: sums a tensor over the processes that hold the other rows of the batch (`Processes.sum_tensor`), so the
+    mean and the unbiased variance are the whole batch's; None = this tensor is the whole batch."""
+    if total is None:
+        mean, var = masked_mean(x, mask), masked_var(x, mask)
+    else:
+        n = total(mask.sum())
+        mean = total((x * mask).sum()) / n.clamp(min=1)
+        var = total(masked_sum((x - mean) ** 2, mask)) / (n - 1).clamp(min=1)
     whitened = (x - mean) * torch.rsqrt(var + eps)
     return (whitened if shift_mean else whitened + mean) * mask
 

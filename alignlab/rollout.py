@@ -62,21 +62,23 @@ def critic_values(critic, batch: SampleBatch | Rollout) -> Tensor:
 @torch.no_grad()
 def collect_rollout(policy, reference, reward: RewardFunction, critic, tokenizer, prompts: list[Prompt],
                     metas: list[dict] | None = None, *, samples_per_prompt: int, max_new_tokens: int,
-                    generator: torch.Generator, reward_name: str = "reward") -> Rollout:
+                    generator: torch.Generator, reward_name: str = "reward", uniforms: Tensor | None = None) -> Rollout:
     """Sample `samples_per_prompt` responses per prompt from the policy (temperature 1: the distribution the
     update trains, so the samples are on-policy), score them with `reward(prompts, responses, metas)` and fill a
     Rollout.
 
     The old log-probs are recomputed by the same full-sequence forward the update uses rather than taken from the
     KV-cached sampler, so at the first update the ratio π/π_old is 1 up to float rounding, and with
-    policy == reference the KL is exactly 0. `critic` is None for critic-free advantages (RLOO, GRPO)."""
+    policy == reference the KL is exactly 0. `critic` is None for critic-free advantages (RLOO, GRPO).
+    `uniforms` (B, max_new_tokens): each sample's own random numbers (`sampling.per_sample_uniforms`) instead of
+    the batch's `generator`."""
     metas = metas if metas is not None else [{} for _ in prompts]
     encoded = [encode_prompt(p, tokenizer) for p in prompts for _ in range(samples_per_prompt)]
     flat_prompts = [p for p in prompts for _ in range(samples_per_prompt)]
     flat_metas = [m for m in metas for _ in range(samples_per_prompt)]
     stops = stop_token_ids(tokenizer, policy)
     batch = sample_tokens(policy, encoded, max_new_tokens=max_new_tokens, temperature=1.0, eos_token_id=stops,
-                          pad_token_id=tokenizer.pad_token_id, generator=generator)
+                          pad_token_id=tokenizer.pad_token_id, generator=generator, uniforms=uniforms)
     lengths = batch.response_mask.sum(1)                                                 # (B,)
     last = batch.response_ids.gather(1, (lengths - 1).unsqueeze(1)).squeeze(1)          # (B,)
     ended = torch.isin(last, torch.tensor(stops, device=last.device))                   # (B,) the turn ended

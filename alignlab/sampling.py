@@ -104,7 +104,7 @@ def generate(model, tokenizer, prompts: list[Prompt], *, max_new_tokens: int, te
 def sample_tokens(model, prompt_ids: list[list[int]], *, max_new_tokens: int, temperature: float,
                   eos_token_id: int | list[int],
                   pad_token_id: int, generator: torch.Generator, top_p: float = 1.0,
-                  fast: bool = True) -> SampleBatch:
+                  fast: bool = True, uniforms: Tensor | None = None) -> SampleBatch:
     """Sample up to `max_new_tokens` per prompt with a KV cache; a row stops at its first `eos_token_id` (one id, or
     a list of ids any of which ends a turn).
 
@@ -116,10 +116,14 @@ def sample_tokens(model, prompt_ids: list[list[int]], *, max_new_tokens: int, te
     fast: fp32 Llama-family models (Llama, Mistral, Qwen2) decode through `sampling_fast.LlamaDecoder` (weights
     read once per call, fused and prepacked for oneDNN on CPU; no per-step framework work), ~1.4× faster than their
     own forward on the benchmark model; anything else, and fast=False, goes through the model's own forward.
+    uniforms: (B, max_new_tokens) numbers in [0, 1), row i's draw at each step (see `per_sample_uniforms`), instead
+    of drawing from `generator`: a row's sample then does not depend on which other rows share its batch.
     """
+    if uniforms is not None and tuple(uniforms.shape) != (len(prompt_ids), max_new_tokens):
+        raise ValueError(f"uniforms has shape {tuple(uniforms.shape)}; expected ({len(prompt_ids)}, {max_new_tokens})")
     with torch.inference_mode():
         batch = _decode(model, prompt_ids, max_new_tokens, temperature, eos_token_id, pad_token_id, generator, top_p,
-                        fast)
+                        fast, uniforms)
     # Inference tensors cannot be saved for backward (e.g. as gather/embedding indices in a PPO loss): hand out
     # ordinary copies.
     return SampleBatch(*(t.clone() for t in (batch.prompt_ids, batch.prompt_mask, batch.response_ids,
@@ -127,7 +131,8 @@ def sample_tokens(model, prompt_ids: list[list[int]], *, max_new_tokens: int, te
 
 
 def _decode(model, prompt_ids: list[list[int]], max_new_tokens: int, temperature: float, eos_token_id: int | list[int],
-            pad_token_id: int, generator: torch.Generator, top_p: float, fast: bool) -> SampleBatch:
+            pad_token_id: int, generator: torch.Generator, top_p: float, fast: bool,
+            uniforms: Tensor | None = None) -> SampleBatch:
     """The prefill and decode loop of `sample_tokens` (under inference mode)."""
     assert max_new_tokens >= 1 and len(prompt_ids) >= 1, (max_new_tokens, len(prompt_ids))
     device = model.device
@@ -145,7 +150,8 @@ def _decode(model, prompt_ids: list[list[int]], max_new_tokens: int, temperature
     active = torch.arange(B, device=device)          # rows of the full batch still generating
     next_position = positions[:, -1] + 1             # (b,)
     for t in range(max_new_tokens):
-        tokens, token_logps = _sample(logits, temperature, top_p, generator)       # (b,), (b,)
+        drawn = None if uniforms is None else uniforms[active, t:t + 1].to(device)          # (b, 1)
+        tokens, token_logps = _sample(logits, temperature, top_p, generator, drawn)  # (b,), (b,)
         response[active, t] = tokens
         logps[active, t] = token_logps
         lengths[active] += 1
@@ -205,8 +211,10 @@ def _left_pad(prompt_ids: list[list[int]], pad_token_id: int, device) -> tuple[T
     return ids.to(device), mask.to(device)
 
 
-def _sample(logits: Tensor, temperature: float, top_p: float, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """Next tokens and their log-probs from the last-position logits (b, V) → (b,), (b,)."""
+def _sample(logits: Tensor, temperature: float, top_p: float, generator: torch.Generator,
+            drawn: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Next tokens and their log-probs from the last-position logits (b, V) → (b,), (b,); `drawn` (b, 1): the
+    rows' uniforms for this step, or None to draw them from `generator`."""
     logits = logits.float()
     scaled = logits if temperature in (0, 1) else logits / temperature            # (b, V)
     # One exp over the vocabulary serves both the normaliser and the draw (logsumexp and then softmax took two).
@@ -216,13 +224,13 @@ def _sample(logits: Tensor, temperature: float, top_p: float, generator: torch.G
     if temperature == 0:
         tokens = scaled.argmax(-1)
     elif top_p < 1.0:
-        tokens = _categorical(_top_p_filter(weights / total, top_p), generator)
+        tokens = _categorical(_top_p_filter(weights / total, top_p), generator, drawn)
     else:
-        tokens = _categorical(weights, generator)
+        tokens = _categorical(weights, generator, drawn)
     return tokens, (scaled.gather(1, tokens[:, None]) - top - total.log()).squeeze(1)
 
 
-def _categorical(probs: Tensor, generator: torch.Generator) -> Tensor:
+def _categorical(probs: Tensor, generator: torch.Generator, drawn: Tensor | None = None) -> Tensor:
     """One draw per row from non-negative, unnormalised probs (b, V) → (b,), by inverting the CDF.
 
     torch.multinomial draws V exponentials per row on CPU (3.6 ms for 16 × 8192, a tenth of a decode step of the
@@ -230,8 +238,17 @@ def _categorical(probs: Tensor, generator: torch.Generator) -> Tensor:
     of probability 0 (a flat step of the CDF) is never the first index whose CDF reaches u · total.
     """
     cdf = probs.cumsum(-1)                                                         # (b, V), non-decreasing
-    u = 1 - torch.rand(probs.shape[0], 1, generator=generator, device=probs.device)   # (b, 1) in (0, 1]
+    if drawn is None:
+        drawn = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device)   # (b, 1) in [0, 1)
+    u = 1 - drawn                                                                  # (b, 1) in (0, 1]
     return torch.searchsorted(cdf, u * cdf[:, -1:]).squeeze(1)
+
+
+def per_sample_uniforms(seeds: list[int], max_new_tokens: int) -> Tensor:
+    """(len(seeds), max_new_tokens) uniforms in [0, 1), row i from its own generator seeded with seeds[i]: what
+    `sample_tokens(uniforms=...)` draws from, so a sample is a function of its seed alone, whichever process or
+    batch draws it."""
+    return torch.stack([torch.rand(max_new_tokens, generator=torch.Generator().manual_seed(seed)) for seed in seeds])
 
 
 def _top_p_filter(probs: Tensor, top_p: float) -> Tensor:

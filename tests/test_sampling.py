@@ -8,7 +8,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from alignlab.ops import shifted_token_logps
 from alignlab.data.chat import encode_prompt
-from alignlab.sampling import SampleBatch, generate, sample_tokens
+from alignlab.sampling import SampleBatch, generate, per_sample_uniforms, sample_tokens
 
 PROMPTS = ["What is the capital of Veloria?", "Hi", "How do I kill a stuck process? Use the kill command.",
            "17 + 25 ="]
@@ -103,6 +103,29 @@ def test_same_seed_same_samples_and_different_seed_differs(lm):
     a = generate(model, tokenizer, PROMPTS, seed=7, **kwargs)
     assert a == generate(model, tokenizer, PROMPTS, seed=7, **kwargs)
     assert a != generate(model, tokenizer, PROMPTS, seed=8, **kwargs)
+
+
+def test_a_sample_with_its_own_stream_is_the_same_in_any_batch(lm):
+    """sample_streams: per_sample (PPO on several processes): a row drawn from its own uniforms is the same whether
+    it is sampled with the whole batch or alone (another process's share), and the stream decides it."""
+    model, tokenizer = lm
+    ids = _ids(tokenizer, PROMPTS)
+    eos = list(range(0, model.config.vocab_size, 6))       # rows end at different steps: the batch shrinks
+    seeds = list(range(100, 100 + len(ids)))
+    uniforms = per_sample_uniforms(seeds, 12)
+
+    def draw(rows, stream):
+        return _rows(sample_tokens(model, [ids[i] for i in rows], max_new_tokens=12, temperature=1.0,
+                                   eos_token_id=eos, pad_token_id=0, generator=torch.Generator().manual_seed(0),
+                                   uniforms=stream))
+    whole = draw(range(len(ids)), uniforms)
+    assert len({len(r) for r in whole}) > 1                           # some rows ended before others
+    for i in range(len(ids)):
+        assert draw([i], uniforms[i:i + 1]) == [whole[i]]
+    other = draw(range(len(ids)), per_sample_uniforms([s + 1000 for s in seeds], 12))
+    assert other != whole
+    with pytest.raises(ValueError, match="expected"):
+        draw(range(2), uniforms)
 
 
 def test_num_samples_and_prompt_order(lm):

@@ -50,6 +50,22 @@ class Processes:
         torch.distributed.all_reduce(t)
         return t.item()
 
+    def sum_tensor(self, value: torch.Tensor) -> torch.Tensor:
+        """The element-wise sum of `value` over processes (a new tensor; `value` itself with one process)."""
+        if self.world_size == 1:
+            return value
+        total = value.detach().clone()
+        torch.distributed.all_reduce(total)
+        return total
+
+    def gather(self, value: torch.Tensor) -> torch.Tensor:
+        """Every process's `value` (the same shape on each), concatenated along dim 0 in rank order."""
+        if self.world_size == 1:
+            return value
+        parts = [torch.empty_like(value) for _ in range(self.world_size)]
+        torch.distributed.all_gather(parts, value.detach().contiguous())
+        return torch.cat(parts)
+
     def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
         """The engine's data-parallel wrapper (accelerate: DDP), whose backward averages gradients over processes."""
         return module if self.accelerator is None else self.accelerator.prepare_model(module)

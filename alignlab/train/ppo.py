@@ -47,7 +47,9 @@ from alignlab.reward_model import (META_FILE, RewardModel, critic_from, load_rew
 from alignlab.rewards import (RewardFunction, call_reward, check_reward_functions, load_reward_function,
                               reward_metric_key, reward_model_reward, self_play_reward)
 from alignlab.rollout import Rollout, collect_rollout, critic_values, response_forward
+from alignlab.sampling import SampleBatch, per_sample_uniforms
 from alignlab.train.comparisons import RewardModelTrainer
+from alignlab.train.distributed import Processes, processes
 from alignlab.train.run import Run, make_optimizer, optimizer_step, setup_run
 
 
@@ -176,6 +178,10 @@ class PPOConfig:
     """Sequences per optimizer step."""
     micro_batch_size: int = 16
     """Sequences per forward/backward (minibatch_size must be a multiple); smaller = less memory, same update."""
+    sample_streams: Literal["auto", "batch", "per_sample"] = "auto"
+    """Random numbers of the rollouts. batch: one stream per iteration for the whole batch; per_sample: each sample
+    draws from its own stream, seeded by (run.seed, iteration, its row in the iteration's batch), so a run draws
+    the same samples on 1 or N processes; auto: batch on one process, per_sample on several."""
     whiten_advantages: bool = True
     """Normalise advantages to mean 0, std 1 over the rollout batch's tokens."""
     ptx: PtxConfig = field(default_factory=PtxConfig)
@@ -233,30 +239,54 @@ def pretraining_batches(cfg: PtxConfig, tokenizer, seed: int, start: int):
 # -- one minibatch --------------------------------------------------------------------------------------------
 
 
-def minibatch_backward(policy, critic, rollout: Rollout, advantages: Tensor, returns: Tensor | None,
-                       cfg: PPOConfig) -> dict[str, float]:
+class PolicyAndCritic(nn.Module):
+    """One PPO micro-batch's forward: the policy's log-probs and logits of the response tokens, and the critic's
+    values (None without a critic). With several processes the data-parallel engine synchronises the gradients of
+    what runs inside the forward of the module it wraps, so both models run in this one."""
+
+    def __init__(self, policy: nn.Module, critic: RewardModel | None):
+        super().__init__()
+        self.policy, self.critic = policy, critic
+
+    def forward(self, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor, response_mask: Tensor):
+        batch = SampleBatch(prompt_ids, prompt_mask, response_ids, response_mask, logps=None)
+        logps, logits = response_forward(self.policy, batch)                             # (b, A), (b, A, V)
+        return logps, logits, None if self.critic is None else critic_values(self.critic, batch)
+
+
+def minibatch_backward(forward: nn.Module, rollout: Rollout, advantages: Tensor, returns: Tensor | None,
+                       cfg: PPOConfig, procs: Processes | None = None, weight: float = 1.0) -> dict[str, float]:
     """Forward/backward of one minibatch in micro-batches of cfg.micro_batch_size; gradients accumulate, each
-    micro-batch's summed per-token loss divided by the minibatch's token count (a token mean, however split)."""
-    n_tokens = rollout.response_mask.sum().clamp(min=1)
+    micro-batch's summed per-token loss divided by the minibatch's token count (a token mean, however split).
+    `forward`: a PolicyAndCritic (wrapped by the engine with several processes). With several processes `rollout`
+    holds this process's rows of the minibatch, the token count is the whole minibatch's, and the loss is scaled
+    by the number of processes (the engine averages the gradients); `weight` 0 is a process with no row in this
+    minibatch, joining the average with nothing."""
+    procs = procs or Processes()
+    mine = rollout.response_mask.sum() if weight else torch.zeros_like(rollout.response_mask.sum())   # stand-in: 0
+    n_tokens = procs.sum_tensor(mine).clamp(min=1)
+    scale = weight * procs.world_size
     totals: dict[str, float] = {}
-    for start in range(0, rollout.response_ids.shape[0], cfg.micro_batch_size):
+    starts = range(0, rollout.response_ids.shape[0], cfg.micro_batch_size)
+    for start in starts:
         index = torch.arange(start, min(start + cfg.micro_batch_size, rollout.response_ids.shape[0]))
         micro, mask = rollout.rows(index), rollout.response_mask[index]
-        logps, logits = response_forward(policy, micro)                                   # (b, A), (b, A, V)
-        loss, metrics = policy_loss(logps, micro.logps, advantages[index], mask, cfg.clip_eps)
-        with torch.set_grad_enabled(cfg.entropy_coef != 0):    # only logged when it has no weight: no backward
-            entropy = entropy_from_logits(logits) * mask                                   # (b, A)
-        total = loss.sum() - cfg.entropy_coef * entropy.sum()
-        parts = {"policy_loss": loss.sum(), "clipfrac": metrics["clipfrac"].sum(),
-                 "approx_kl": metrics["approx_kl"].sum(), "ratio": metrics["ratio"].sum(), "entropy": entropy.sum()}
-        if critic is not None:
-            values = critic_values(critic, micro)
-            vloss, vmetrics = value_loss(values, micro.values, returns[index], mask, cfg.value_clip_eps)
-            total = total + cfg.vf_coef * vloss.sum()
-            parts.update(value_loss=vloss.sum(), vf_clipfrac=vmetrics["vf_clipfrac"].sum())
-        (total / n_tokens).backward()
+        with procs.no_sync(forward, last=start == starts[-1]):
+            logps, logits, values = forward(micro.prompt_ids, micro.prompt_mask, micro.response_ids, mask)
+            loss, metrics = policy_loss(logps, micro.logps, advantages[index], mask, cfg.clip_eps)
+            with torch.set_grad_enabled(cfg.entropy_coef != 0):    # only logged when it has no weight: no backward
+                entropy = entropy_from_logits(logits) * mask                                   # (b, A)
+            total = loss.sum() - cfg.entropy_coef * entropy.sum()
+            parts = {"policy_loss": loss.sum(), "clipfrac": metrics["clipfrac"].sum(),
+                     "approx_kl": metrics["approx_kl"].sum(), "ratio": metrics["ratio"].sum(),
+                     "entropy": entropy.sum()}
+            if values is not None:
+                vloss, vmetrics = value_loss(values, micro.values, returns[index], mask, cfg.value_clip_eps)
+                total = total + cfg.vf_coef * vloss.sum()
+                parts.update(value_loss=vloss.sum(), vf_clipfrac=vmetrics["vf_clipfrac"].sum())
+            (total / n_tokens * scale if scale != 1 else total / n_tokens).backward()
         for key, value in parts.items():
-            totals[key] = totals.get(key, 0.0) + value.item() / n_tokens.item()
+            totals[key] = totals.get(key, 0.0) + weight * value.item() / n_tokens.item()
     return totals
 
 
@@ -277,6 +307,8 @@ def train(cfg: PPOConfig, annotators: list | None = None) -> Path:
     """Run PPO (or RLOO/GRPO/SPO) from cfg.model against cfg.reward; returns out_dir/model (HF format).
     `annotators` (alignlab.annotators.Annotator) serve the online loop instead of those cfg.online.annotator names."""
     check(cfg)
+    procs = processes()
+    check_processes(cfg, procs)
     records = load_prompts(cfg.data, cfg.run.seed)
     if cfg.prompts_per_iteration > len(records):
         raise ConfigError(f"prompts_per_iteration={cfg.prompts_per_iteration} but there are only {len(records)} "
@@ -288,7 +320,9 @@ def train(cfg: PPOConfig, annotators: list | None = None) -> Path:
     if cfg.online.every and annotators is None:
         annotators = load_annotators(cfg.online.annotator, cfg.online.annotator_options, cfg.run.seed, records)
 
-    run = setup_run(cfg.run, cfg)
+    B = cfg.prompts_per_iteration * cfg.samples_per_prompt
+    run = setup_run(cfg.run, cfg, procs, {"world_size": procs.world_size, "per_device_batch": B // procs.world_size,
+                                          "global_batch": B})
     device = run.device
     tokenizer = load_tokenizer(cfg.model.path, cfg.model.chat_template)
     policy = load_causal_lm(cfg.model).to(device)
@@ -309,7 +343,12 @@ def train(cfg: PPOConfig, annotators: list | None = None) -> Path:
     score = reward_function(cfg, reward_model, user_rewards.get(cfg.reward))
     kl_ctl = (AdaptiveKLController(cfg.kl.beta, cfg.kl.target, cfg.kl.horizon) if cfg.kl.adaptive
               else FixedKLController(cfg.kl.beta))
-    k, B = cfg.samples_per_prompt, cfg.prompts_per_iteration * cfg.samples_per_prompt
+    k = cfg.samples_per_prompt
+    per_sample = cfg.sample_streams == "per_sample" or (cfg.sample_streams == "auto" and procs.world_size > 1)
+    # This process's prompts of each iteration's batch, and their samples' rows in the whole batch (all with one).
+    mine = procs.share(list(range(cfg.prompts_per_iteration)))
+    my_rows = [j * k + s for j in mine for s in range(k)]
+    forward = procs.wrap(PolicyAndCritic(policy, critic))
     updates_per_iteration = cfg.ppo_epochs * -(-B // cfg.minibatch_size)
     optimizer, scheduler = make_optimizer(trained, cfg.optim, cfg.iterations * updates_per_iteration)
     online = Online(cfg, records, reward_model, annotators, run) if cfg.online.every else None
@@ -325,47 +364,59 @@ def train(cfg: PPOConfig, annotators: list | None = None) -> Path:
         # Every batch is full and a function of (seed, iteration) alone, so a resumed run draws the same prompts.
         indices = random.Random(f"prompts/{cfg.run.seed}/{iteration}").sample(range(len(records)),
                                                                             cfg.prompts_per_iteration)
-        batch = [records[i] for i in indices]
+        batch = [records[indices[j]] for j in mine]
         generator = torch.Generator(device=device).manual_seed(cfg.run.seed * 1_000_003 + iteration)
+        uniforms = (per_sample_uniforms([sample_seed(cfg.run.seed, iteration, row) for row in my_rows],
+                                        cfg.max_new_tokens) if per_sample else None)
         policy.eval()
         rollout = collect_rollout(policy, reference, score, critic, tokenizer, [r.prompt for r in batch],
                                   [r.meta for r in batch], samples_per_prompt=k, max_new_tokens=cfg.max_new_tokens,
-                                  generator=generator, reward_name=cfg.reward)
+                                  generator=generator, reward_name=cfg.reward, uniforms=uniforms)
         policy.train()
-        mask = rollout.response_mask.float()                                               # (B, A)
-        seq_kl = ((rollout.logps - rollout.ref_logps) * mask).sum(1)                       # (B,) k1 per response
-        scores = rollout.scores - cfg.missing_eos_penalty * (~rollout.ended).float()       # (B,)
+        mask = rollout.response_mask.float()                                               # (b, A)
+        seq_kl = ((rollout.logps - rollout.ref_logps) * mask).sum(1)                       # (b,) k1 per response
+        scores = rollout.scores - cfg.missing_eos_penalty * (~rollout.ended).float()       # (b,)
         beta = kl_ctl.value
         if cfg.advantage == "gae":
-            rewards = kl_shaped_rewards(scores, rollout.logps, rollout.ref_logps, mask, beta)   # (B, A)
-            advantages, returns = gae(rewards, rollout.values, mask, cfg.gamma, cfg.lam)        # (B, A), (B, A)
+            rewards = kl_shaped_rewards(scores, rollout.logps, rollout.ref_logps, mask, beta)   # (b, A)
+            advantages, returns = gae(rewards, rollout.values, mask, cfg.gamma, cfg.lam)        # (b, A), (b, A)
         else:
-            # Critic-free: the KL penalty joins the sequence reward (RLOO's form), then the group baseline.
-            sequence_advantages = ADVANTAGES[cfg.advantage](scores - beta * seq_kl, k)           # (B,)
+            # Critic-free: the KL penalty joins the sequence reward (RLOO's form), then the group baseline (a
+            # prompt's samples are all on one process).
+            sequence_advantages = ADVANTAGES[cfg.advantage](scores - beta * seq_kl, k)           # (b,)
             advantages, returns = sequence_advantages.unsqueeze(1) * mask, None
-        if cfg.whiten_advantages:
-            advantages = masked_whiten(advantages, mask)
+        if cfg.whiten_advantages:      # over the whole batch's tokens, on every process
+            advantages = masked_whiten(advantages, mask, total=procs.sum_tensor if procs.world_size > 1 else None)
 
         sums: dict[str, float] = {}
+        local = {row: i for i, row in enumerate(my_rows)}        # row of the whole batch → row of this rollout
         for _ in range(cfg.ppo_epochs):
-            order = torch.randperm(B, generator=generator, device=device)
+            order = torch.randperm(B, generator=generator, device=device)      # the same on every process
             for mb in order.split(cfg.minibatch_size):
-                parts = minibatch_backward(policy, critic, rollout.rows(mb), advantages[mb],
-                                           None if returns is None else returns[mb], cfg)
+                rows = torch.tensor([local[row] for row in mb.tolist() if row in local], dtype=torch.long)
+                weight = 1.0 if len(rows) else 0.0               # no row here: a zero-weight pass keeps step
+                rows = rows if len(rows) else torch.zeros(1, dtype=torch.long)
+                parts = minibatch_backward(forward, rollout.rows(rows), advantages[rows],
+                                           None if returns is None else returns[rows], cfg, procs, weight)
                 if ptx is not None:
                     parts["ptx_loss"] = ptx_backward(policy, next(ptx), cfg.ptx.coef, device)
+                parts = {key: procs.sum(value) for key, value in parts.items()}   # minibatch token means
                 parts["grad_norm"] = optimizer_step(trained, optimizer, scheduler, cfg.optim.max_grad_norm).item()
                 for key, value in parts.items():
                     sums[key] = sums.get(key, 0.0) + value / updates_per_iteration
+        # The whole batch's per-sample values (every process's rows; the same ones with one process).
+        seq_kl, batch_scores = procs.gather(seq_kl), procs.gather(rollout.scores)
+        shaped, lengths, ended = procs.gather(scores) - beta * seq_kl, procs.gather(mask.sum(1)), procs.gather(
+            rollout.ended.float())
         kl_ctl.update(seq_kl.mean().item(), B)
 
-        measured = {reward_metric_key(spec): call_reward(function, spec, rollout.prompts, rollout.responses,
-                                                         rollout.metas).mean().item()
+        measured = {reward_metric_key(spec): procs.sum(call_reward(function, spec, rollout.prompts, rollout.responses,
+                                                                   rollout.metas).mean().item()) / procs.world_size
                     for spec, function in logged.items()}
         if online is not None and iteration % cfg.online.every == 0:
             measured.update(online.collect_and_train(policy, reference, tokenizer, iteration))
-        run.log(iteration, kl=seq_kl.mean(), beta=beta, rm_score=rollout.scores.mean(), reward=(scores - beta * seq_kl),
-                response_length=mask.sum(1), ended=rollout.ended.float(), lr=scheduler.get_last_lr()[0],
+        run.log(iteration, kl=seq_kl.mean(), beta=beta, rm_score=batch_scores.mean(), reward=shaped,
+                response_length=lengths, ended=ended, lr=scheduler.get_last_lr()[0],
                 episodes_per_s=B / run.elapsed(), **sums, **measured)
         run.checkpoint(iteration, trained, optimizer, scheduler,
                        extra={"beta": kl_ctl.value, "online": online.state_dict() if online is not None else None})
@@ -373,6 +424,28 @@ def train(cfg: PPOConfig, annotators: list | None = None) -> Path:
     if online is not None:
         save_reward_model(reward_model, run.out_dir / "reward_model")
     return run.finish(policy, tokenizer)
+
+
+def sample_seed(seed: int, iteration: int, row: int) -> int:
+    """The seed of one sample's random stream (sample_streams: per_sample): a function of the run's seed, the
+    iteration and the sample's row in that iteration's batch only."""
+    return random.Random(f"sample/{seed}/{iteration}/{row}").getrandbits(63)
+
+
+def check_processes(cfg: PPOConfig, procs: Processes) -> None:
+    """What several processes cannot run yet, refused before anything loads rather than computed differently."""
+    if procs.world_size == 1:
+        return
+    if cfg.prompts_per_iteration % procs.world_size:
+        raise ConfigError(f"prompts_per_iteration={cfg.prompts_per_iteration} must divide by the {procs.world_size} "
+                          "processes: each samples the same number of prompts")
+    if cfg.sample_streams == "batch":
+        raise ConfigError("sample_streams=batch draws one stream over the whole batch; on several processes use "
+                          "per_sample (or auto), which draws the same samples on any number of processes")
+    for key, on in (("ptx.coef", cfg.ptx.coef > 0), ("online.every", cfg.online.every > 0)):
+        if on:
+            raise ConfigError(f"{key} is not supported on several processes yet (issue 17); run it on one process "
+                              f"or set {key}=0")
 
 
 def check(cfg: PPOConfig) -> None:

@@ -42,8 +42,29 @@ def train_run(tiny_lm: Path, out: Path, processes: int, command: str = "sft", *e
                                           f"--nproc_per_node={processes}"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     with one_launch_at_a_time():
-        subprocess.run([sys.executable, *launcher, *args], check=True, cwd=REPO, env=env, capture_output=True)
+        done = launch([sys.executable, *launcher, *args], env, out)
     return out
+
+
+# What the launcher or gloo print when the processes could not meet (a port taken between torchrun's pick and its
+# bind, a connection refused while the other process starts): the machine, not the computation.
+MEETING_FAILED = ("DistNetworkError", "Address already in use", "EADDRINUSE", "Connection refused",
+                  "Connection reset by peer", "RendezvousConnectionError", "RendezvousTimeoutError")
+
+
+def launch(command: list[str], env: dict, out: Path) -> subprocess.CompletedProcess:
+    """Run `command`; a launch whose processes failed to meet before the run wrote its first metrics line is
+    retried once (in a fresh out_dir), anything else fails the test with the end of the run's output."""
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    met = (out / "metrics.jsonl").exists() and (out / "metrics.jsonl").stat().st_size > 0
+    if done.returncode and not met and any(s in done.stderr for s in MEETING_FAILED):
+        print(f"the processes did not meet; retrying once. Their output ended:\n{done.stderr[-3000:]}")
+        import shutil
+        shutil.rmtree(out, ignore_errors=True)
+        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, (f"{' '.join(command[1:])} exited with {done.returncode}; its output ended:\n"
+                                  f"{done.stdout[-2000:]}\n{done.stderr[-6000:]}")
+    return done
 
 
 def test_two_processes_end_with_the_weights_of_one(tiny_lm, tmp_path):
@@ -106,6 +127,64 @@ def test_reward_model_on_two_processes_ends_with_the_weights_of_one(tiny_lm, tmp
     a, b = dict(one.named_parameters()), dict(two.named_parameters())
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 2.5e-5
     assert abs(one.mean - two.mean) < 1e-4 * max(1.0, abs(one.mean))
+
+
+def ppo_run(tiny_lm: Path, tiny_rm: Path, out: Path, processes: int, *extra: str) -> Path:
+    args = ["-m", "alignlab.cli", "ppo", str(REPO / "configs/tiny/ppo.yaml"), f"model.path={tiny_lm}",
+            f"reward_model.path={tiny_rm}", "model.dtype=float64", "sample_streams=per_sample",
+            "run.save_every=0", f"run.out_dir={out}", *extra]
+    launcher = [] if processes == 1 else ["-m", "torch.distributed.run", "--standalone",
+                                          f"--nproc_per_node={processes}"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    with one_launch_at_a_time():
+        launch([sys.executable, *launcher, *args], env, out)
+    return out
+
+
+@pytest.mark.parametrize("advantage", ["gae", "grpo"])
+def test_ppo_on_two_processes_ends_with_the_weights_of_one(tiny_lm, tmp_path, advantage):
+    """Each process samples half of every iteration's prompts (each sample from its own random stream, so the
+    samples are the single process's), scores them, whitens advantages with the whole batch's mean and variance
+    and trains on its rows of each minibatch; the engine averages the gradients."""
+    from alignlab.reward_model import new_reward_model, save_reward_model
+    rm = save_reward_model(new_reward_model(str(tiny_lm), "last", max_length=64, seed=1), tmp_path / "rm")
+    extra = [f"advantage={advantage}"]
+    one_dir = ppo_run(tiny_lm, rm, tmp_path / "one", 1, *extra)
+    two_dir = ppo_run(tiny_lm, rm, tmp_path / "two", 2, *extra)
+    one = load_file(one_dir / "model" / "model.safetensors")
+    two = load_file(two_dir / "model" / "model.safetensors")
+    # The policy is float64 but its logits are cast to float32 for the losses (rollout.response_forward) and the
+    # reward model/critic is float32: the two runs sum the same float32 terms in another order. A sum of n ≤ 10^4
+    # terms moves by at most ~n·2^-24 ≈ 6e-4 of its size; AdamW turns a gradient's relative error into at most
+    # lr (1e-3) times it per update: ≤ 6e-7 an update, ~1e-5 over the 16 updates (4 iterations × 2 epochs × 2
+    # minibatches). A wrong scale (the gradient halved, a token count of one process) moves weights by ~lr per
+    # update, 1e-3 and more. The samples are the same: a float32 rounding flips a draw only if a uniform lands
+    # within ~1e-7 of a CDF step.
+    assert one.keys() == two.keys()
+    worst = max((one[k] - two[k]).abs().max().item() for k in one)
+    assert worst < 1e-5, worst
+    first = load_file(Path(tiny_lm) / "model.safetensors")
+    assert max((one[k].double() - first[k].double()).abs().max().item() for k in one) > 1e-3     # it trained
+    lines = [json.loads(line) for line in (two_dir / "metrics.jsonl").read_text().splitlines()]
+    single = [json.loads(line) for line in (one_dir / "metrics.jsonl").read_text().splitlines()]
+    assert {k: lines[0][k] for k in ("world_size", "per_device_batch", "global_batch")} == \
+        {"world_size": 2, "per_device_batch": 4, "global_batch": 8}
+    for key in ("rm_score", "response_length", "ended", "kl", "gold_reward", "policy_loss", "beta"):
+        assert [x[key] for x in lines] == pytest.approx([x[key] for x in single], rel=1e-4, abs=1e-6), key
+
+
+def test_ppo_on_several_processes_refuses_what_it_cannot_split(monkeypatch, tmp_path):
+    from alignlab.config import ConfigError, load_config
+    from alignlab.train import ppo
+    from alignlab.train.distributed import Processes
+    monkeypatch.setattr(ppo, "processes", lambda: Processes(rank=0, world_size=2))
+    base = [f"run.out_dir={tmp_path / 'p'}", "reward=gold", "advantage=grpo", "reward_model.path=null"]
+    for overrides, message in ((["prompts_per_iteration=3"], "must divide by the 2 processes"),
+                               (["sample_streams=batch"], "per_sample"),
+                               (["ptx.coef=0.1"], "ptx.coef is not supported on several processes")):
+        cfg = load_config(ppo.PPOConfig, REPO / "configs/tiny/ppo.yaml", base + overrides)
+        with pytest.raises(ConfigError, match=message):
+            ppo.train(cfg)
 
 
 def test_kto_on_several_processes_is_refused_not_wrong(monkeypatch, tmp_path):
@@ -180,7 +259,8 @@ def test_a_two_process_run_killed_and_resumed_ends_where_an_uninterrupted_one_do
         os.killpg(proc.pid, signal.SIGKILL)                  # kill -9: the launcher and both processes
         proc.wait()
         assert not (out / "model").exists()
-        subprocess.run(command + ["run.resume=true"], check=True, cwd=REPO, env=env, capture_output=True)
+        done = subprocess.run(command + ["run.resume=true"], cwd=REPO, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, f"the resumed run exited with {done.returncode}:\n{done.stderr[-6000:]}"
     resumed = load_file(out / "model" / "model.safetensors")
     assert max((whole[k] - resumed[k]).abs().max().item() for k in whole) == 0.0      # same order, same sums
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]

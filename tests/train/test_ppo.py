@@ -99,7 +99,7 @@ def test_grad_accumulation_equivalence(tiny_lm, tiny_rm, tmp_path):
         modules = torch.nn.ModuleDict({"policy": policy, "critic": critic})
         optimizer = torch.optim.AdamW(modules.parameters(), lr=1e-2)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
-        parts = ppo.minibatch_backward(policy, critic, rollout, advantages, returns, cfg)
+        parts = ppo.minibatch_backward(ppo.PolicyAndCritic(policy, critic), rollout, advantages, returns, cfg)
         optimizer_step(modules, optimizer, scheduler, max_grad_norm=1.0)
         results.append((parts, {n: p.detach().clone() for n, p in modules.named_parameters()}))
     (parts8, weights8), (parts4, weights4) = results
