@@ -19,6 +19,7 @@ COMMANDS = {
     "annotate": ("alignlab.annotate.cli", "the human-feedback web platform"),
     "redteam": ("alignlab.redteam.cli", "attack a model: jailbreak templates, GCG adversarial suffixes"),
     "data": ("alignlab.data.cli", "alignment data: `adapt` labelled sets, `synth` from a model, `check` vs eval sets"),
+    "checkpoint": ("alignlab.checkpoint", "`export` a training checkpoint (sharded or not) as a Hugging Face model"),
     "palms": ("alignlab.palms", "PALMS as a process: topics, positions, prompts, edited drafts, SFT, blind eval"),
 }
 

@@ -169,6 +169,11 @@ def load_config(cls: type, path: str | Path | None, overrides: list[str] = ()) -
     return _build(cls, raw, "", where, origin)
 
 
+def build_section(cls: type, raw: Any, section: str, where: str) -> Any:
+    """One section of a saved config (e.g. `model:` of a run's config.yaml) as `cls`, checked like load_config."""
+    return _build(cls, raw, section + ".", where, {})
+
+
 def dump_config(cfg: Any) -> dict:
     """The config as plain data (what load_config reads back to an equal config)."""
     return dataclasses.asdict(cfg)

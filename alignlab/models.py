@@ -194,10 +194,15 @@ def disabled_adapter(model: PeftModel) -> Iterator[PeftModel]:
         yield model
 
 
-def save_model(model, tokenizer, out_dir: str | Path) -> Path:
+def save_model(model, tokenizer, out_dir: str | Path, state_dict: dict | None = None) -> Path:
     """Hugging Face format in out_dir. A LoRA model saves its adapter there and a merged copy in out_dir/merged,
-    so that anything can load it with from_pretrained (the training model is left unmerged)."""
+    so that anything can load it with from_pretrained (the training model is left unmerged). `state_dict`: the
+    weights to write instead of the model's own (a sharded model's, gathered)."""
     out_dir = Path(out_dir)
+    if state_dict is not None:
+        model.save_pretrained(out_dir, state_dict=state_dict)
+        tokenizer.save_pretrained(out_dir)
+        return out_dir
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     if isinstance(model, PeftModel):

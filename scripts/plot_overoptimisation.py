@@ -9,7 +9,7 @@ score in its normalised units (std of the reference policy's scores) and the gol
 are trailing moving averages over --smooth iterations (x included), so the marked peak is at a smoothed KL.
 
 The rollouts' gold reward is measured on the training prompts, where the reward model is most right. To see the turn
-on held-out requests, evaluate checkpoints (scripts/export_ppo_checkpoint.py, then `alignlab eval`) and add them:
+on held-out requests, evaluate checkpoints (`alignlab checkpoint export`, then `alignlab eval`) and add them:
 
     python scripts/plot_overoptimisation.py RUN_DIR --held-out 0=SFT_EVAL.json --held-out 24=STEP24_EVAL.json ...
 

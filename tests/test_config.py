@@ -56,7 +56,8 @@ def config_class(path: Path) -> type:
 
 
 # Configs of other tools, read by those tools' own loaders in the tests named here.
-OTHER_TOOLS = {"accelerate": "tests/train/test_distributed.py::test_the_accelerate_config_is_what_accelerate_reads"}
+OTHER_TOOLS = {"accelerate": "tests/train/test_distributed.py::"
+                              "test_the_accelerate_configs_are_what_accelerate_reads_and_launch_their_engine"}
 SHIPPED = [p for p in sorted(CONFIGS.rglob("*.yaml")) + sorted(CONFIGS.rglob("*.yml"))
            if p.relative_to(CONFIGS).parts[0] not in OTHER_TOOLS]
 
@@ -81,7 +82,7 @@ def _as_overrides(data: dict, prefix: str = "") -> list[str]:
 
 def test_there_are_shipped_configs():
     assert CONFIGS / "tiny" / "sft.yaml" in SHIPPED and CONFIGS / "sft" / "example_chat.yaml" in SHIPPED
-    assert sorted(p.name for p in (CONFIGS / "accelerate").glob("*.yaml")) == ["ddp.yaml"]   # each one tested
+    assert sorted(p.name for p in (CONFIGS / "accelerate").glob("*.yaml")) == ["ddp.yaml", "fsdp2.yaml"]  # each tested
 
 
 # -- strictness --------------------------------------------------------------------------------------------------

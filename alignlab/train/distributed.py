@@ -1,6 +1,9 @@
 """Several processes under `accelerate launch` or `torchrun`: who this process is, its share of a step's examples,
-sums over processes, and the model wrapped by accelerate (DDP), so the engine averages the gradients. With one
-process every method is a no-op and the loops run exactly as before.
+sums over processes, and the model wrapped by the engine, which averages the gradients: DDP (through accelerate), or
+FSDP2 (PyTorch's `fully_shard`: parameters, gradients and optimizer state sharded over the processes) when the
+launch asks for it: `accelerate launch --config_file configs/accelerate/fsdp2.yaml`, or the same environment
+accelerate sets (ACCELERATE_USE_FSDP=true FSDP_VERSION=2, FSDP_OFFLOAD_PARAMS=true for CPU offload) under torchrun.
+With one process every method is a no-op and the loops run exactly as before.
 
 Batch semantics: a step's examples (optim.batch_size × optim.grad_accum, the global batch) are the same whatever
 the number of processes; each process takes every world_size-th of them and splits its share into micro-batches of
@@ -12,6 +15,7 @@ from __future__ import annotations
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,6 +26,18 @@ class Processes:
     accelerator: Any = None
     rank: int = 0
     world_size: int = 1
+    engine: str = "ddp"
+    """ddp: every process holds the whole model; fsdp2: each holds 1/world_size of every parameter, gradient and
+    optimizer state (gathered layer by layer for the forward and backward)."""
+    cpu_offload: bool = False
+    """fsdp2: keep the sharded parameters and optimizer state in CPU memory between uses."""
+    reshard_after_forward: bool = True
+    """fsdp2: free each block's gathered parameters after its forward (gather them again for the backward)."""
+
+    @property
+    def sharded(self) -> bool:
+        """The model's parameters are shards (FSDP2): saving and loading it take every process."""
+        return self.engine == "fsdp2" and self.world_size > 1
 
     @property
     def main(self) -> bool:
@@ -67,12 +83,54 @@ class Processes:
         return torch.cat(parts)
 
     def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
-        """The engine's data-parallel wrapper (accelerate: DDP), whose backward averages gradients over processes."""
-        return module if self.accelerator is None else self.accelerator.prepare_model(module)
+        """The engine's data-parallel wrapper, whose backward averages gradients over processes: accelerate's DDP,
+        or FSDP2 (each transformer block its own unit, then the rest). Wrap before making the optimizer: FSDP2
+        replaces the parameters by their shards."""
+        if self.accelerator is None:
+            return module
+        if not self.sharded:
+            return self.accelerator.prepare_model(module)
+        from torch.distributed.fsdp import CPUOffloadPolicy, OffloadPolicy, fully_shard
+        offload = CPUOffloadPolicy() if self.cpu_offload else OffloadPolicy()
+        for block in transformer_blocks(module):
+            fully_shard(block, offload_policy=offload, reshard_after_forward=self.reshard_after_forward)
+        return fully_shard(module, offload_policy=offload, reshard_after_forward=self.reshard_after_forward)
 
     def no_sync(self, module: torch.nn.Module, last: bool):
-        """Skip the gradient all-reduce on every micro-batch of a step but the last (accumulation)."""
-        return module.no_sync() if self.world_size > 1 and not last else nullcontext()
+        """Skip the gradient all-reduce (FSDP2: reduce-scatter) on every micro-batch of a step but the last."""
+        if self.world_size == 1:
+            return nullcontext()
+        if self.sharded:
+            module.set_requires_gradient_sync(last)
+            return nullcontext()
+        return module.no_sync() if not last else nullcontext()
+
+    def full_state_dict(self, model: torch.nn.Module) -> dict | None:
+        """The whole model's state dict (FSDP2: gathered from every process, which must all call this) on the main
+        process, on the CPU; None on the others. With one process or DDP: the model's own state dict."""
+        if not self.sharded:
+            return model.state_dict() if self.main else None
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+        state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return state if self.main else None
+
+    def save_shards(self, directory: Path, model: torch.nn.Module, optimizer) -> None:
+        """FSDP2: every process writes its shards of the model and optimizer state to `directory`
+        (torch.distributed.checkpoint; `alignlab checkpoint export` turns them into a Hugging Face model)."""
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import get_state_dict
+        model_state, optimizer_state = get_state_dict(model, optimizer)
+        dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=str(directory))
+
+    def load_shards(self, directory: Path, model: torch.nn.Module, optimizer) -> None:
+        """FSDP2: the shards written by `save_shards`, read back into this process's part of the model and optimizer
+        (on any number of processes: the checkpoint records the whole tensors' layout)."""
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+        model_state, optimizer_state = get_state_dict(model, optimizer)
+        state = {"model": model_state, "optimizer": optimizer_state}
+        dcp.load(state, checkpoint_id=str(directory))
+        set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
 
     def barrier(self) -> None:
         if self.world_size > 1:
@@ -83,10 +141,52 @@ class Processes:
                 "global_batch": batch_size * grad_accum}
 
 
+def check_shardable(model_cfg, procs: Processes) -> None:
+    """What FSDP2 does not run yet here, refused before the first step rather than trained wrongly."""
+    if procs.sharded and model_cfg.lora.enabled:
+        from alignlab.config import ConfigError
+        raise ConfigError("model.lora.enabled with FSDP2 is not supported yet (issue 17): LoRA's small adapters "
+                          "train well under DDP (configs/accelerate/ddp.yaml)")
+
+
+def refuse_sharding(procs: Processes, command: str) -> None:
+    """Trainers that run under DDP only for now (their models are built around whole parameters)."""
+    if procs.sharded:
+        from alignlab.config import ConfigError
+        raise ConfigError(f"alignlab {command} does not run under FSDP2 yet (issue 17; sft and dpo do): launch it "
+                          "with configs/accelerate/ddp.yaml or torchrun without FSDP_VERSION")
+
+
+def transformer_blocks(module: torch.nn.Module) -> list[torch.nn.Module]:
+    """The repeated blocks of a Hugging Face model (the classes its `_no_split_modules` names: LlamaDecoderLayer,
+    Qwen2DecoderLayer, ...), each an FSDP2 unit; a model that names none is sharded as one unit."""
+    names = set()
+    for sub in module.modules():
+        names |= set(getattr(sub, "_no_split_modules", None) or [])
+    return [sub for sub in module.modules() if type(sub).__name__ in names]
+
+
+def engine_from_environment() -> tuple[str, bool, bool]:
+    """What the launcher asked for: accelerate's environment for an FSDP config (fsdp_version 2 only), else DDP.
+    Returns the engine, CPU offload and reshard-after-forward."""
+    from alignlab.config import ConfigError
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
+        raise ConfigError("DeepSpeed launches are not supported by alignlab's trainers yet (issue 17): use "
+                          "configs/accelerate/fsdp2.yaml (full sharding, like ZeRO-3) or ddp.yaml")
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() != "true":
+        return "ddp", False, True
+    if os.environ.get("FSDP_VERSION", "1") != "2":
+        raise ConfigError("FSDP1 is not supported: set fsdp_version: 2 in the accelerate config "
+                          "(configs/accelerate/fsdp2.yaml), or FSDP_VERSION=2 under torchrun")
+    return ("fsdp2", os.environ.get("FSDP_OFFLOAD_PARAMS", "false").lower() == "true",
+            os.environ.get("FSDP_RESHARD_AFTER_FORWARD", "true").lower() != "false")
+
+
 def processes() -> Processes:
     """This process's place: one process unless launched with WORLD_SIZE > 1 (accelerate launch, torchrun)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return Processes()
+    engine, offload, reshard = engine_from_environment()
     from accelerate import Accelerator
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    return Processes(accelerator, accelerator.process_index, accelerator.num_processes)
+    return Processes(accelerator, accelerator.process_index, accelerator.num_processes, engine, offload, reshard)

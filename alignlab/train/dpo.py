@@ -39,7 +39,7 @@ from alignlab.data.io import DataError, read_feedback, read_preferences
 from alignlab.losses.preference import LOSSES, kto_reference_point
 from alignlab.models import (MaskedLogps, check_max_length, disabled_adapter, load_causal_lm, load_tokenizer,
                              sequence_logps)
-from alignlab.train.distributed import processes
+from alignlab.train.distributed import check_shardable, processes
 from alignlab.train.run import Run, count_steps, make_optimizer, optimizer_step, setup_run
 
 
@@ -362,13 +362,15 @@ def held_out_data(cfg: DPOConfig, policy, tokenizer, run: Run) -> tuple[Preferen
 @torch.no_grad()
 def evaluate_held_out(cfg: DPOConfig, policy, data: PreferenceData, ref: Tensor | None, pad_id: int,
                       device) -> dict[str, float]:
-    """The training loss (and pairs' reward accuracy) on held-out examples, the policy left in train mode."""
+    """The training loss (and pairs' reward accuracy) on held-out examples, the policy left in train mode.
+    `policy`: its masked_logps module (models.MaskedLogps, as wrapped by the engine)."""
     policy.eval()
     losses, accuracy = [], []
     for start in range(0, len(data.rows), cfg.optim.batch_size):
         indices = list(range(start, min(start + cfg.optim.batch_size, len(data.rows))))
         batch = {k: v.to(device) for k, v in collate_rows(data, indices, pad_id).items()}
-        logps, counts = completion_logps(policy, batch)
+        mask = batch["completion_mask"]                                                  # (N, T)
+        logps, counts = policy(batch["input_ids"], batch["attention_mask"], mask).sum(-1), mask[:, 1:].sum(-1).float()
         ref_logps = None if ref is None else torch.cat([ref[indices, 0], ref[indices, 1]]).to(device)
         if data.desirable is None:
             loss, metrics = pairwise_loss(cfg, logps, counts, ref_logps)
@@ -404,12 +406,13 @@ def train(cfg: DPOConfig) -> Path:
     reference = reference_source(cfg, policy, data, tokenizer.pad_token_id, run, rows=trained)
     held_out = held_out_data(cfg, policy, tokenizer, run)
     policy.train()
+    check_shardable(cfg.model, procs)
+    wrapped = procs.wrap(MaskedLogps(policy))    # one process: masked_logps itself; several: DDP or FSDP2 around it
     optimizer, scheduler = make_optimizer(policy, cfg.optim, total_steps)
     start_step = run.start(policy, optimizer, scheduler, total_steps)
     batches = step_batches(lengths, cfg.optim.batch_size * cfg.optim.grad_accum, cfg.run.seed, start_step,
                            cfg.data.group_by_length)
 
-    wrapped = procs.wrap(MaskedLogps(policy))    # one process: masked_logps itself; several: DDP around it
     for step, indices in zip(range(start_step + 1, total_steps + 1), batches):
         collected: dict[str, list[Tensor]] = defaultdict(list)
         mine = procs.share(indices)                 # this process's share of the step (all of it with one)
@@ -440,7 +443,7 @@ def train(cfg: DPOConfig) -> Path:
         grad_norm = optimizer_step(policy, optimizer, scheduler, cfg.optim.max_grad_norm)
         evaluated = {}
         if held_out is not None and (step == total_steps or (cfg.data.eval_every and step % cfg.data.eval_every == 0)):
-            evaluated = evaluate_held_out(cfg, policy, *held_out, tokenizer.pad_token_id, run.device)
+            evaluated = evaluate_held_out(cfg, wrapped, *held_out, tokenizer.pad_token_id, run.device)
         # time_s: wall seconds since this process started, reference log-probs included (the cost to compare).
         metrics = step_metrics(collected)
         if procs.world_size > 1:                    # every process's examples, not the main one's share

@@ -49,7 +49,7 @@ from alignlab.rewards import (RewardFunction, call_reward, check_reward_function
 from alignlab.rollout import Rollout, collect_rollout, critic_values, response_forward
 from alignlab.sampling import SampleBatch, per_sample_uniforms
 from alignlab.train.comparisons import RewardModelTrainer
-from alignlab.train.distributed import Processes, processes
+from alignlab.train.distributed import Processes, processes, refuse_sharding
 from alignlab.train.run import Run, make_optimizer, optimizer_step, setup_run
 
 
@@ -308,6 +308,7 @@ def train(cfg: PPOConfig, annotators: list | None = None) -> Path:
     `annotators` (alignlab.annotators.Annotator) serve the online loop instead of those cfg.online.annotator names."""
     check(cfg)
     procs = processes()
+    refuse_sharding(procs, "ppo")
     check_processes(cfg, procs)
     records = load_prompts(cfg.data, cfg.run.seed)
     if cfg.prompts_per_iteration > len(records):

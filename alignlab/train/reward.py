@@ -33,7 +33,7 @@ from alignlab.models import check_max_length
 from alignlab.reward_model import Pooling, RewardModel, new_reward_model, save_reward_model
 from alignlab.rewards import call_reward, load_reward_function
 from alignlab.train.comparisons import accumulate_gradients, as_ranking, comparison_loss, encode_records
-from alignlab.train.distributed import processes
+from alignlab.train.distributed import processes, refuse_sharding
 from alignlab.train.run import Run, count_steps, make_optimizer, optimizer_step, setup_run, write_model_card
 
 
@@ -210,6 +210,7 @@ def train(cfg: RMConfig) -> Path:
     """Train the reward model, normalise it, measure it; returns out_dir/model (see load_reward_model)."""
     check_max_length(cfg.model.path, cfg.model.max_length, "model.max_length")
     procs = processes()
+    refuse_sharding(procs, "rm")
     micro_size = procs.per_device(cfg.optim.batch_size)
     run = setup_run(cfg.run, cfg, procs, procs.launch_facts(cfg.optim.batch_size, cfg.optim.grad_accum))
     clock = time.perf_counter()

@@ -59,10 +59,19 @@ class Run:
         step = 0
         if self.resume_from is not None:
             state = torch.load(self.resume_from / "state.pt", map_location="cpu", weights_only=True)   # any device
-            missing, unexpected = model.load_state_dict(state["model"], strict=False)
-            trainable = {name for name, p in model.named_parameters() if p.requires_grad}
-            assert not unexpected and not trainable & set(missing), (unexpected, trainable & set(missing))
-            optimizer.load_state_dict(state["optimizer"])
+            if (self.resume_from / "shards").is_dir():          # FSDP2: each process reads its shards
+                if not self.processes.sharded:
+                    raise ConfigError(f"{self.resume_from} holds sharded (FSDP2) weights: resume it under an FSDP2 "
+                                      "launch, or export it first (alignlab checkpoint export)")
+                self.processes.load_shards(self.resume_from / "shards", model, optimizer)
+            else:
+                if self.processes.sharded:
+                    raise ConfigError(f"{self.resume_from} was written without FSDP2: resume it under DDP or on "
+                                      "one process")
+                missing, unexpected = model.load_state_dict(state["model"], strict=False)
+                trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+                assert not unexpected and not trainable & set(missing), (unexpected, trainable & set(missing))
+                optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["rng"]["torch"])
             random.setstate(state["rng"]["python"])
@@ -103,19 +112,25 @@ class Run:
         so a crash never leaves a half-written checkpoint that resume would pick."""
         if not self.cfg.save_every or step % self.cfg.save_every or step == self.total_steps:
             return None
-        if not self.processes.main:                 # every process holds the same weights: one writes
+        tmp = self.checkpoints_dir / f".tmp-step-{step}"
+        if self.processes.sharded:                  # FSDP2: every process writes its shards
+            if self.processes.main:
+                tmp.mkdir(parents=True, exist_ok=True)
+            self.processes.barrier()
+            self.processes.save_shards(tmp / "shards", model, optimizer)
+        if not self.processes.main:                 # the rest is the same on every process: one writes
             self.processes.barrier()
             return self.checkpoints_dir / f"step-{step}"
         state = {
             "step": step,
-            "model": {name: p.detach() for name, p in model.named_parameters() if p.requires_grad},
-            "optimizer": optimizer.state_dict(),
+            "model": ({} if self.processes.sharded else
+                      {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}),
+            "optimizer": {} if self.processes.sharded else optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
                     "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None},
             "extra": extra,
         }
-        tmp = self.checkpoints_dir / f".tmp-step-{step}"
         tmp.mkdir(parents=True, exist_ok=True)
         torch.save(state, tmp / "state.pt")
         final = self.checkpoints_dir / f"step-{step}"
@@ -136,8 +151,9 @@ class Run:
         """Save the final model in Hugging Face format to out_dir/model with its model card, and close the logs.
         With several processes the main one saves; the others wait for it."""
         path = self.out_dir / "model"
+        whole = self.processes.full_state_dict(model) if self.processes.sharded else None   # every process gathers
         if self.processes.main:
-            path = save_model(model, tokenizer, path)
+            path = save_model(model, tokenizer, path, state_dict=whole)
         self.close()
         if self.processes.main:
             write_model_card(path, self.full_cfg, self.out_dir / "metrics.jsonl")
@@ -283,6 +299,8 @@ def optimizer_step(model: torch.nn.Module, optimizer, scheduler, max_grad_norm: 
     """Clip (max_grad_norm 0 = no clipping), step, advance the schedule, zero the grads. Returns the pre-clip norm."""
     params = [p for p in model.parameters() if p.requires_grad]
     grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm > 0 else math.inf)
+    if hasattr(grad_norm, "full_tensor"):          # sharded parameters (FSDP2): the norm over every shard
+        grad_norm = grad_norm.full_tensor()
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)

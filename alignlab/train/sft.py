@@ -19,8 +19,8 @@ from alignlab.data.batching import collate, micro_batches, step_batches
 from alignlab.data.chat import Encoded, encode_sft
 from alignlab.data.io import DataError, read_sft
 from alignlab.losses.sft import sft_loss
-from alignlab.models import MaskedLogps, check_max_length, load_causal_lm, load_tokenizer, masked_logps
-from alignlab.train.distributed import processes
+from alignlab.models import MaskedLogps, check_max_length, load_causal_lm, load_tokenizer
+from alignlab.train.distributed import check_shardable, processes
 from alignlab.train.run import Run, count_steps, make_optimizer, optimizer_step, setup_run
 
 
@@ -79,17 +79,18 @@ def load_examples(cfg: SFTDataConfig, tokenizer, run: Run) -> list[Encoded]:
 
 
 @torch.no_grad()
-def eval_loss(model, examples: list[Encoded], batch_size: int, pad_token_id: int, device) -> float:
-    """Token-mean NLL of held-out examples (the training loss's definition), the model left in train mode."""
-    model.eval()
+def eval_loss(policy: MaskedLogps, examples: list[Encoded], batch_size: int, pad_token_id: int, device) -> float:
+    """Token-mean NLL of held-out examples (the training loss's definition), the model left in train mode.
+    `policy`: the model's masked_logps (as wrapped by the engine: a sharded model is gathered by its wrapper)."""
+    policy.eval()
     total, tokens = 0.0, 0
     for start in range(0, len(examples), batch_size):
         batch = {k: v.to(device) for k, v in collate(examples[start:start + batch_size], pad_token_id).items()}
-        logps = masked_logps(model, batch["input_ids"], batch["attention_mask"], batch["completion_mask"])
+        logps = policy(batch["input_ids"], batch["attention_mask"], batch["completion_mask"])
         nll, _ = sft_loss(logps, batch["completion_mask"][:, 1:])
         total += nll.sum().item()
         tokens += int(batch["completion_mask"][:, 1:].sum())
-    model.train()
+    policy.train()
     return total / max(tokens, 1)
 
 
@@ -106,13 +107,14 @@ def train(cfg: SFTConfig) -> Path:
     lengths = [len(e.input_ids) for e in examples]
     model = load_causal_lm(cfg.model).to(run.device)
     model.train()
+    check_shardable(cfg.model, procs)
+    policy = procs.wrap(MaskedLogps(model))      # one process: masked_logps itself; several: DDP or FSDP2 around it
     total_steps = count_steps(cfg.optim, len(examples))
     optimizer, scheduler = make_optimizer(model, cfg.optim, total_steps)
     start_step = run.start(model, optimizer, scheduler, total_steps)
     batches = step_batches(lengths, cfg.optim.batch_size * cfg.optim.grad_accum, cfg.run.seed, start_step,
                            cfg.data.group_by_length)
 
-    policy = procs.wrap(MaskedLogps(model))      # one process: masked_logps itself; several: DDP around it
     for step, indices in zip(range(start_step + 1, total_steps + 1), batches):
         # This process's share of the step's examples (all of them with one process).
         mine = procs.share(indices)
@@ -140,7 +142,7 @@ def train(cfg: SFTConfig) -> Path:
         processed = procs.sum(sum(int(b["attention_mask"].sum()) for b in micro) if mine else 0)
         evaluated = {}
         if held_out and (step == total_steps or (cfg.data.eval_every and step % cfg.data.eval_every == 0)):
-            evaluated["eval_loss"] = eval_loss(model, held_out, cfg.optim.batch_size, tokenizer.pad_token_id,
+            evaluated["eval_loss"] = eval_loss(policy, held_out, cfg.optim.batch_size, tokenizer.pad_token_id,
                                                run.device)
         run.log(step, loss=step_nll / max(n_tokens, 1), lr=lr, grad_norm=grad_norm,
                 tokens=n_tokens, tokens_per_s=processed / run.elapsed(), **evaluated)

@@ -33,16 +33,20 @@ def one_launch_at_a_time():
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def train_run(tiny_lm: Path, out: Path, processes: int, command: str = "sft", *extra: str) -> Path:
+FSDP2 = {"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2"}     # what accelerate launch sets for fsdp2.yaml
+
+
+def train_run(tiny_lm: Path, out: Path, processes: int, command: str = "sft", *extra: str,
+              engine: dict | None = None) -> Path:
     dtype = [] if command == "rm" else ["model.dtype=float64"]
     args = ["-m", "alignlab.cli", command, str(REPO / f"configs/tiny/{command}.yaml"), f"model.path={tiny_lm}",
             *dtype, "optim.batch_size=4", "optim.grad_accum=2", "optim.max_steps=4",
             "run.save_every=0", "run.tensorboard=false", "run.progress=false", f"run.out_dir={out}", *extra]
     launcher = [] if processes == 1 else ["-m", "torch.distributed.run", "--standalone",
                                           f"--nproc_per_node={processes}"]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **(engine or {})}
     with one_launch_at_a_time():
-        done = launch([sys.executable, *launcher, *args], env, out)
+        launch([sys.executable, *launcher, *args], env, out)
     return out
 
 
@@ -187,6 +191,77 @@ def test_ppo_on_several_processes_refuses_what_it_cannot_split(monkeypatch, tmp_
             ppo.train(cfg)
 
 
+def test_fsdp2_sft_on_two_processes_ends_with_the_weights_of_one_and_resumes_from_its_shards(tiny_lm, tmp_path):
+    """FSDP2 (each process holds half of every parameter, gradient and Adam state; the gradients are reduce-scattered
+    instead of all-reduced): the same sums in another order as DDP, so the same float64 bound (argued above). Its
+    checkpoints are shards (torch.distributed.checkpoint): a run resumed from them ends where the uninterrupted one
+    does, and `alignlab checkpoint export` gathers them into the weights of one process's checkpoint."""
+    import shutil
+
+    from alignlab.checkpoint import export
+    args = ["run.save_every=2"]
+    one_dir = train_run(tiny_lm, tmp_path / "one", 1, "sft", *args)
+    two_dir = train_run(tiny_lm, tmp_path / "two", 2, "sft", *args, engine=FSDP2)
+    one = load_file(one_dir / "model" / "model.safetensors")
+    two = load_file(two_dir / "model" / "model.safetensors")
+    assert one.keys() == two.keys() and max((one[k] - two[k]).abs().max().item() for k in one) < 1e-12
+    first = load_file(Path(tiny_lm) / "model.safetensors")
+    assert max((one[k].double() - first[k].double()).abs().max().item() for k in one) > 1e-3   # it trained
+    assert sorted(p.name for p in (two_dir / "checkpoints" / "step-2" / "shards").glob("*.distcp")) == \
+        ["__0_0.distcp", "__1_0.distcp"]                                  # one file of shards per process
+    exported = load_file(export(two_dir / "checkpoints" / "step-2", tmp_path / "step2") / "model.safetensors")
+    single = load_file(export(one_dir / "checkpoints" / "step-2", tmp_path / "step2-one") / "model.safetensors")
+    assert max((exported[k] - single[k]).abs().max().item() for k in single) < 1e-12
+    # a crash after the step-2 checkpoint: the run directory as it was then, resumed on 2 processes
+    crashed = tmp_path / "crashed"
+    shutil.copytree(two_dir / "checkpoints" / "step-2", crashed / "checkpoints" / "step-2")
+    shutil.copy(two_dir / "config.yaml", crashed / "config.yaml")
+    lines = (two_dir / "metrics.jsonl").read_text().splitlines()
+    (crashed / "metrics.jsonl").write_text(lines[0] + "\n" + lines[1] + "\n")
+    train_run(tiny_lm, crashed, 2, "sft", *args, "run.resume=true", engine=FSDP2)
+    resumed = load_file(crashed / "model" / "model.safetensors")
+    assert max((resumed[k] - two[k]).abs().max().item() for k in two) == 0.0       # same shards, same sums
+    assert [json.loads(x)["loss"] for x in (crashed / "metrics.jsonl").read_text().splitlines()] == \
+        [json.loads(x)["loss"] for x in lines]                              # steps 1-4 once each, as uninterrupted
+
+
+def test_fsdp2_dpo_on_two_processes_ends_with_the_weights_of_one(tiny_lm, tmp_path):
+    prefs = tmp_path / "prefs.jsonl"
+    prefs.write_text("".join(json.dumps({"prompt": f"Question {i}: what is {i} plus {i}?", "chosen": f"It is {2 * i}.",
+                                         "rejected": f"No idea about {i}."}) + "\n" for i in range(10)))
+    data = [f"data.train_files=[{prefs}]", f"data.eval_files=[{prefs}]"]     # the held-out pass runs sharded too
+    one_dir = train_run(tiny_lm, tmp_path / "one", 1, "dpo", *data)
+    two_dir = train_run(tiny_lm, tmp_path / "two", 2, "dpo", *data, engine=FSDP2)
+    one = load_file(one_dir / "model" / "model.safetensors")
+    two = load_file(two_dir / "model" / "model.safetensors")
+    assert max((one[k] - two[k]).abs().max().item() for k in one) < 1e-12       # the float64 bound argued above
+    last_one, last_two = (json.loads((d / "metrics.jsonl").read_text().splitlines()[-1]) for d in (one_dir, two_dir))
+    assert last_two["eval_loss"] == pytest.approx(last_one["eval_loss"], rel=1e-9)
+
+
+def test_what_fsdp2_does_not_run_yet_is_refused(monkeypatch, tmp_path):
+    from alignlab.config import ConfigError, ModelConfig
+    from alignlab.train import reward
+    from alignlab.train.distributed import Processes, check_shardable, engine_from_environment
+    monkeypatch.setattr(reward, "processes", lambda: Processes(rank=0, world_size=2, engine="fsdp2"))
+    from alignlab.config import load_config
+    cfg = load_config(reward.RMConfig, REPO / "configs/tiny/rm.yaml", [f"run.out_dir={tmp_path / 'r'}"])
+    with pytest.raises(ConfigError, match="does not run under FSDP2"):
+        reward.train(cfg)
+    lora = ModelConfig(path="x")
+    lora.lora.enabled = True
+    with pytest.raises(ConfigError, match="lora"):
+        check_shardable(lora, Processes(rank=0, world_size=2, engine="fsdp2"))
+    check_shardable(lora, Processes(rank=0, world_size=2))                            # DDP trains LoRA
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    monkeypatch.setenv("FSDP_VERSION", "1")
+    with pytest.raises(ConfigError, match="FSDP1"):
+        engine_from_environment()
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    with pytest.raises(ConfigError, match="DeepSpeed"):
+        engine_from_environment()
+
+
 def test_kto_on_several_processes_is_refused_not_wrong(monkeypatch, tmp_path):
     from alignlab.config import ConfigError, load_config
     from alignlab.train import dpo
@@ -197,10 +272,25 @@ def test_kto_on_several_processes_is_refused_not_wrong(monkeypatch, tmp_path):
         dpo.train(cfg)
 
 
-def test_the_accelerate_config_is_what_accelerate_reads():
+@pytest.mark.parametrize("name, engine", [("ddp.yaml", "ddp"), ("fsdp2.yaml", "fsdp2")])
+def test_the_accelerate_configs_are_what_accelerate_reads_and_launch_their_engine(monkeypatch, name, engine):
+    """Each configs/accelerate file, read by accelerate's own loader, makes `accelerate launch` set the environment
+    that alignlab reads as that engine (the CPU tests above set the same variables under torchrun)."""
     from accelerate.commands.config.config_args import load_config_from_file
-    config = load_config_from_file(str(REPO / "configs/accelerate/ddp.yaml"))
-    assert str(config.distributed_type).endswith("MULTI_GPU") and config.num_processes == 8
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils.launch import prepare_multi_gpu_env
+
+    from alignlab.train.distributed import engine_from_environment
+    path = str(REPO / "configs/accelerate" / name)
+    config = load_config_from_file(path)
+    assert config.num_processes == 8
+    args, _, _ = _validate_launch_command(launch_command_parser().parse_args(["--config_file", path, "train.py"]))
+    env = prepare_multi_gpu_env(args)
+    for key in ("ACCELERATE_USE_FSDP", "FSDP_VERSION", "FSDP_OFFLOAD_PARAMS", "FSDP_RESHARD_AFTER_FORWARD"):
+        monkeypatch.delenv(key, raising=False)
+        if key in env:
+            monkeypatch.setenv(key, env[key])
+    assert engine_from_environment() == (engine, False, True)
 
 
 def test_a_batch_that_does_not_divide_is_a_config_error():

@@ -320,23 +320,22 @@ def test_online_loop_against_the_reference_pairs_a_policy_sample_with_a_referenc
 
 
 def test_exported_checkpoint_is_the_policy_of_a_run_stopped_there(tiny_lm, tiny_rm, tmp_path):
-    """scripts/export_ppo_checkpoint.py: the policy at step 2 of a 4-iteration run, exported, is the final model of
-    the same run stopped after 2 iterations (runs are a function of the seed and the iteration)."""
-    import runpy
+    """alignlab checkpoint export: the policy at step 2 of a 4-iteration run, exported, is the final model of the
+    same run stopped after 2 iterations (runs are a function of the seed and the iteration)."""
     from safetensors.torch import load_file
+
+    from alignlab.checkpoint import CheckpointError, export, main
 
     ppo.train(config(tiny_lm, tiny_rm, tmp_path / "long", "iterations=4", "run.save_every=2"))
     ppo.train(config(tiny_lm, tiny_rm, tmp_path / "short", "iterations=2"))
-    script = Path(__file__).resolve().parents[2] / "scripts" / "export_ppo_checkpoint.py"
-    export = runpy.run_path(str(script))["export"]
-    out = export(tmp_path / "long" / "checkpoints" / "step-2", tmp_path / "exported")
-    exported = load_file(out / "model.safetensors")
+    assert main(["export", str(tmp_path / "long" / "checkpoints" / "step-2"), "--out", str(tmp_path / "exported")]) == 0
+    exported = load_file(tmp_path / "exported" / "model.safetensors")
     short = load_file(tmp_path / "short" / "model" / "model.safetensors")
     final = load_file(tmp_path / "long" / "model" / "model.safetensors")
     assert exported.keys() == short.keys()
     assert all(torch.equal(exported[k], short[k]) for k in short)
     assert not all(torch.equal(exported[k], final[k]) for k in final)          # not the end of the long run
-    with pytest.raises(SystemExit, match="not a PPO checkpoint"):
+    with pytest.raises(CheckpointError, match="not a training checkpoint"):
         export(tmp_path / "long", tmp_path / "nowhere")
 
 
