@@ -59,6 +59,10 @@ class ModelConfig:
     own). The saved model carries it, so the next command uses it too."""
     lora: LoraConfig = field(default_factory=LoraConfig)
     """Optional low-rank adapters."""
+    gradient_checkpointing: bool = False
+    """Keep only each transformer block's input in the forward and recompute the rest in the backward: activation
+    memory falls from every block's to one block's, for about a third more compute (transformers' own
+    gradient_checkpointing_enable, non-reentrant). The same gradients."""
 
 
 @dataclass

@@ -114,6 +114,8 @@ def load_causal_lm(cfg: ModelConfig) -> PreTrainedModel | PeftModel:
             if isinstance(value, float) and ("dropout" in key or key.endswith("_pdrop")):
                 setattr(config, key, 0.0)
     model = AutoModelForCausalLM.from_pretrained(path, config=config, dtype=DTYPES[cfg.dtype])
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if cfg.lora.enabled:
         lora = PeftLoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
                               target_modules=lora_targets(cfg.lora.target_modules, model), task_type="CAUSAL_LM")

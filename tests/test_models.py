@@ -179,3 +179,31 @@ def test_load_tokenizer_gives_a_pad_token(tiny_lm, tmp_path):
     (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
     reloaded = load_tokenizer(str(tmp_path))
     assert reloaded.pad_token_id == reloaded.eos_token_id
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_gradient_checkpointing_recomputes_blocks_and_gives_the_same_gradients(tiny_lm, lora):
+    """model.gradient_checkpointing: each block's forward runs again in the backward (counted), and the loss and
+    gradients are those without it (the same float64 operations, recomputed: equal to rounding)."""
+    def step(checkpointing: bool):
+        cfg = ModelConfig(path=str(tiny_lm), dtype="float64", gradient_checkpointing=checkpointing,
+                          lora=LoraConfig(enabled=lora, r=2))
+        torch.manual_seed(0)                                        # the same random LoRA initialisation
+        model = load_causal_lm(cfg)
+        model.train()
+        calls = []
+        for layer in model.get_base_model().model.layers if lora else model.model.layers:
+            # a pre-hook: the recompute stops (torch's early stop) once the last tensor the backward needs is back,
+            # inside the MLP, before a forward hook would fire
+            layer.mlp.register_forward_pre_hook(lambda *_: calls.append(1))
+        logps = masked_logps(model, PARITY_IDS, torch.ones_like(PARITY_IDS), PARITY_MASK)
+        logps.sum().backward()
+        grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
+        return logps.detach(), grads, len(calls)
+    plain_logps, plain_grads, plain_calls = step(False)
+    logps, grads, calls = step(True)
+    assert calls == 2 * plain_calls                                 # every block ran again in the backward
+    torch.testing.assert_close(logps, plain_logps, rtol=0, atol=1e-12)
+    assert grads.keys() == plain_grads.keys()
+    for name in grads:
+        torch.testing.assert_close(grads[name], plain_grads[name], rtol=0, atol=1e-12)

@@ -14,6 +14,7 @@ import random
 import shutil
 import sys
 import time
+import typing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -192,7 +193,8 @@ def setup_run(run_cfg: RunConfig, full_cfg: Any, processes: Processes | None = N
                           "or choose another run.out_dir")
     resume_from = existing[-1] if run_cfg.resume and existing else None
     if resume_from:
-        _check_same_config(yaml.safe_load((out_dir / "config.yaml").read_text()), dump_config(full_cfg), out_dir)
+        _check_same_config(yaml.safe_load((out_dir / "config.yaml").read_text()), dump_config(full_cfg), out_dir,
+                           type(full_cfg))
     out_dir.mkdir(parents=True, exist_ok=True)
     saved = dump_config(full_cfg) | ({"launch": launch} if launch and launch.get("world_size", 1) > 1 else {})
     (out_dir / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
@@ -238,15 +240,38 @@ RESUMABLE_CHANGES = {"run.out_dir", "run.device", "run.resume", "run.progress", 
                      "launch.per_device_batch", "launch.global_batch"}
 
 
-def _check_same_config(saved: dict, current: dict, out_dir: Path) -> None:
+def _check_same_config(saved: dict, current: dict, out_dir: Path, cls: type | None = None) -> None:
     """A resumed run must compute what the interrupted one did; a changed lr or data file would silently
-    splice two different runs."""
+    splice two different runs. A key the saved config lacks (added to alignlab since the run started) is the same
+    computation when it holds its default (what the older version did)."""
     old, new = _flatten(saved), _flatten(current)
+    added = {key for key in new.keys() - old.keys() if cls is not None and new[key] == _default(cls, key)}
     changed = [f"{key}: {old.get(key)!r} → {new.get(key)!r}" for key in sorted(old.keys() | new.keys())
-               if old.get(key) != new.get(key) and key not in RESUMABLE_CHANGES]
+               if old.get(key) != new.get(key) and key not in RESUMABLE_CHANGES and key not in added]
     if changed:
         raise ConfigError(f"run.out_dir={out_dir} was started with a different config ({'; '.join(changed)}); "
                           "resume with the same values, or start a new run in another run.out_dir")
+
+
+def _default(cls: type, dotted: str) -> Any:
+    """The default of a dotted field of a config dataclass, as dump_config writes it (a missing sentinel if none)."""
+    import dataclasses
+    head, _, rest = dotted.partition(".")
+    fields = {f.name: f for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
+    if head not in fields:
+        return _NO_DEFAULT
+    f = fields[head]
+    if rest:
+        return _default(typing.get_type_hints(cls)[head], rest)
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        value = f.default_factory()
+        return dump_config(value) if dataclasses.is_dataclass(value) else value
+    return _NO_DEFAULT
+
+
+_NO_DEFAULT = object()
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:

@@ -83,3 +83,29 @@ def test_resume_with_a_different_config_is_refused(tmp_path):
     assert setup_run(resumed, Full(0.1, resumed)).resume_from.name == "step-1"
     with pytest.raises(ConfigError, match=r"different config \(lr: 0.1 → 0.2\)"):
         setup_run(resumed, Full(0.2, resumed))
+
+
+def test_resume_accepts_a_key_added_since_at_its_default_only(tmp_path):
+    """A run started before alignlab gained a config key (its config.yaml lacks it) resumes when the key holds its
+    default, what the older version computed; set to anything else it is a different run."""
+    import yaml
+    cfg = RunConfig(out_dir=str(tmp_path), save_every=1, tensorboard=False, progress=False)
+    model = torch.nn.Linear(2, 2)
+
+    @dataclasses.dataclass
+    class Full:
+        lr: float
+        run: RunConfig
+        streams: str = "auto"
+
+    run = setup_run(cfg, Full(0.1, cfg))
+    optimizer, scheduler = make_optimizer(model, OptimConfig(), 3)
+    run.start(model, optimizer, scheduler, 3)
+    run.checkpoint(1, model, optimizer, scheduler)
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    del saved["streams"]                                              # written by the older version
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    resumed = RunConfig(**{**vars(cfg), "resume": True})
+    with pytest.raises(ConfigError, match=r"different config \(streams: None → 'per_sample'\)"):
+        setup_run(resumed, Full(0.1, resumed, "per_sample"))
+    assert setup_run(resumed, Full(0.1, resumed)).resume_from.name == "step-1"
