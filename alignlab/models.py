@@ -173,14 +173,28 @@ def masked_logps(model, input_ids: Tensor, attention_mask: Tensor, mask: Tensor)
 class MaskedLogps(torch.nn.Module):
     """The policy as a module whose forward is masked_logps: what a data-parallel engine wraps (DDP), so the fast
     path (the LM head on the counted positions only) runs inside the wrapper's forward and its gradients are
-    synchronised. Called directly, the same numbers as masked_logps(model, ...)."""
+    synchronised. Called directly, the same numbers as masked_logps(model, ...). mixed_precision="bf16": under
+    bfloat16 autocast (the log-probs come out in float32; the weights keep their dtype)."""
 
-    def __init__(self, model):
+    def __init__(self, model, mixed_precision: str = "no"):
         super().__init__()
         self.model = model
+        self.mixed_precision = mixed_precision
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, mask: Tensor) -> Tensor:
-        return masked_logps(self.model, input_ids, attention_mask, mask)
+        if self.mixed_precision == "no":
+            return masked_logps(self.model, input_ids, attention_mask, mask)
+        with torch.autocast(device_type=input_ids.device.type, dtype=torch.bfloat16):
+            return masked_logps(self.model, input_ids, attention_mask, mask)
+
+
+def check_mixed_precision(model_cfg, mixed_precision: str) -> None:
+    """bf16 autocast keeps float32 master weights: a bfloat16 or float64 model is refused, with what to set."""
+    if mixed_precision != "no" and model_cfg.dtype != "float32":
+        from alignlab.config import ConfigError
+        raise ConfigError(f"optim.mixed_precision={mixed_precision} computes in bf16 over float32 master weights: set "
+                          f"model.dtype=float32 (got {model_cfg.dtype}), or optim.mixed_precision=no to train in "
+                          f"{model_cfg.dtype} throughout")
 
 
 def sequence_logps(model, input_ids: Tensor, attention_mask: Tensor, mask: Tensor) -> Tensor:

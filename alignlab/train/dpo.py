@@ -37,8 +37,8 @@ from alignlab.data.batching import collate, epoch_batches, micro_batches, step_b
 from alignlab.data.chat import Encoded, encode_completion
 from alignlab.data.io import DataError, read_feedback, read_preferences
 from alignlab.losses.preference import LOSSES, kto_reference_point
-from alignlab.models import (MaskedLogps, check_max_length, disabled_adapter, load_causal_lm, load_tokenizer,
-                             sequence_logps)
+from alignlab.models import (MaskedLogps, check_max_length, check_mixed_precision, disabled_adapter, load_causal_lm,
+                             load_tokenizer, sequence_logps)
 from alignlab.train.distributed import check_shardable, processes
 from alignlab.train.run import Run, count_steps, make_optimizer, optimizer_step, setup_run
 
@@ -389,6 +389,7 @@ def evaluate_held_out(cfg: DPOConfig, policy, data: PreferenceData, ref: Tensor 
 def train(cfg: DPOConfig) -> Path:
     """Train cfg.model on cfg.data with cfg.loss; returns out_dir/model (Hugging Face format; LoRA: + merged/)."""
     check_max_length(cfg.model.path, cfg.data.max_length, "data.max_length")
+    check_mixed_precision(cfg.model, cfg.optim.mixed_precision)
     procs = processes()
     micro_size = procs.per_device(cfg.optim.batch_size)
     if procs.world_size > 1 and cfg.loss == "kto":
@@ -407,7 +408,7 @@ def train(cfg: DPOConfig) -> Path:
     held_out = held_out_data(cfg, policy, tokenizer, run)
     policy.train()
     check_shardable(cfg.model, procs)
-    wrapped = procs.wrap(MaskedLogps(policy))    # one process: masked_logps itself; several: DDP or FSDP2 around it
+    wrapped = procs.wrap(MaskedLogps(policy, cfg.optim.mixed_precision))    # one process: masked_logps itself; several: DDP or FSDP2 around it
     optimizer, scheduler = make_optimizer(policy, cfg.optim, total_steps)
     start_step = run.start(policy, optimizer, scheduler, total_steps)
     batches = step_batches(lengths, cfg.optim.batch_size * cfg.optim.grad_accum, cfg.run.seed, start_step,

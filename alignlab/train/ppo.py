@@ -451,6 +451,9 @@ def check_processes(cfg: PPOConfig, procs: Processes) -> None:
 
 def check(cfg: PPOConfig) -> None:
     """Config combinations that cannot work, reported before anything loads."""
+    if cfg.optim.mixed_precision != "no":
+        raise ConfigError("optim.mixed_precision=bf16 runs in sft and dpo; ppo trains in model.dtype for now "
+                          "(issue 17): set optim.mixed_precision=no")
     if cfg.minibatch_size % cfg.micro_batch_size:
         raise ConfigError(f"minibatch_size={cfg.minibatch_size} must be a multiple of "
                           f"micro_batch_size={cfg.micro_batch_size}")

@@ -209,6 +209,9 @@ def shorter_wins_accuracy(records: list[Ranking]) -> float:
 def train(cfg: RMConfig) -> Path:
     """Train the reward model, normalise it, measure it; returns out_dir/model (see load_reward_model)."""
     check_max_length(cfg.model.path, cfg.model.max_length, "model.max_length")
+    if cfg.optim.mixed_precision != "no":
+        raise ConfigError("optim.mixed_precision=bf16 runs in sft and dpo; the reward model trains in model.dtype "
+                          "(float32 or bfloat16) for now (issue 17): set optim.mixed_precision=no")
     procs = processes()
     refuse_sharding(procs, "rm")
     micro_size = procs.per_device(cfg.optim.batch_size)

@@ -19,7 +19,7 @@ from alignlab.data.batching import collate, micro_batches, step_batches
 from alignlab.data.chat import Encoded, encode_sft
 from alignlab.data.io import DataError, read_sft
 from alignlab.losses.sft import sft_loss
-from alignlab.models import MaskedLogps, check_max_length, load_causal_lm, load_tokenizer
+from alignlab.models import MaskedLogps, check_max_length, check_mixed_precision, load_causal_lm, load_tokenizer
 from alignlab.train.distributed import check_shardable, processes
 from alignlab.train.run import Run, count_steps, make_optimizer, optimizer_step, setup_run
 
@@ -97,6 +97,7 @@ def eval_loss(policy: MaskedLogps, examples: list[Encoded], batch_size: int, pad
 def train(cfg: SFTConfig) -> Path:
     """Fine-tune cfg.model on cfg.data; returns out_dir/model (Hugging Face format)."""
     check_max_length(cfg.model.path, cfg.data.max_length, "data.max_length")
+    check_mixed_precision(cfg.model, cfg.optim.mixed_precision)
     procs = processes()
     micro_size = procs.per_device(cfg.optim.batch_size)
     run = setup_run(cfg.run, cfg, procs, procs.launch_facts(cfg.optim.batch_size, cfg.optim.grad_accum))
@@ -108,7 +109,7 @@ def train(cfg: SFTConfig) -> Path:
     model = load_causal_lm(cfg.model).to(run.device)
     model.train()
     check_shardable(cfg.model, procs)
-    policy = procs.wrap(MaskedLogps(model))      # one process: masked_logps itself; several: DDP or FSDP2 around it
+    policy = procs.wrap(MaskedLogps(model, cfg.optim.mixed_precision))      # one process: masked_logps itself; several: DDP or FSDP2 around it
     total_steps = count_steps(cfg.optim, len(examples))
     optimizer, scheduler = make_optimizer(model, cfg.optim, total_steps)
     start_step = run.start(model, optimizer, scheduler, total_steps)
