@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import sys
 from collections.abc import Iterator
@@ -182,10 +183,15 @@ class MaskedLogps(torch.nn.Module):
         self.mixed_precision = mixed_precision
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, mask: Tensor) -> Tensor:
-        if self.mixed_precision == "no":
+        with autocast(self.mixed_precision, input_ids.device):
             return masked_logps(self.model, input_ids, attention_mask, mask)
-        with torch.autocast(device_type=input_ids.device.type, dtype=torch.bfloat16):
-            return masked_logps(self.model, input_ids, attention_mask, mask)
+
+
+def autocast(mixed_precision: str, device: torch.device):
+    """bfloat16 autocast on `device` for mixed_precision="bf16"; nothing for "no"."""
+    if mixed_precision == "no":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
 
 
 def check_mixed_precision(model_cfg, mixed_precision: str) -> None:

@@ -37,8 +37,8 @@ from alignlab.data.batching import collate, epoch_batches, micro_batches, step_b
 from alignlab.data.chat import Encoded, encode_completion
 from alignlab.data.io import DataError, read_feedback, read_preferences
 from alignlab.losses.preference import LOSSES, kto_reference_point
-from alignlab.models import (MaskedLogps, check_max_length, check_mixed_precision, disabled_adapter, load_causal_lm,
-                             load_tokenizer, sequence_logps)
+from alignlab.models import (MaskedLogps, autocast, check_max_length, check_mixed_precision, disabled_adapter,
+                             load_causal_lm, load_tokenizer, sequence_logps)
 from alignlab.train.distributed import check_shardable, processes
 from alignlab.train.run import Run, count_steps, make_optimizer, optimizer_step, setup_run
 
@@ -207,8 +207,9 @@ def load_reference(cfg: ModelConfig):
 
 def _fingerprint(cfg: DPOConfig) -> str:
     """What the cached reference log-probs depend on: the model, the data files' bytes and the tokenisation."""
-    digest = hashlib.sha256(json.dumps([cfg.model.path, cfg.model.dtype, cfg.data.max_length, cfg.data.unpaired,
-                                        not cfg.spec.paired, cfg.data.max_prompt_length]).encode())
+    settings = [cfg.model.path, cfg.model.dtype, cfg.data.max_length, cfg.data.unpaired, not cfg.spec.paired,
+                cfg.data.max_prompt_length] + ([cfg.optim.mixed_precision] if cfg.optim.mixed_precision != "no" else [])
+    digest = hashlib.sha256(json.dumps(settings).encode())
     for path in cfg.data.train_files:
         digest.update(Path(path).read_bytes())
     return digest.hexdigest()
@@ -245,7 +246,9 @@ def cached_reference_logps(cfg: DPOConfig, policy, data: PreferenceData, pad_id:
     for start in range(0, len(mine), cfg.optim.batch_size):
         indices = mine[start:start + cfg.optim.batch_size]
         batch = {k: v.to(run.device) for k, v in collate_rows(data, indices, pad_id).items()}
-        out[indices] = torch.stack(_reference_forward(policy, batch, cfg.model.lora.enabled).chunk(2), 1).cpu()
+        with autocast(cfg.optim.mixed_precision, run.device):      # the policy's precision: a zero margin at step 0
+            logps = _reference_forward(policy, batch, cfg.model.lora.enabled)
+        out[indices] = torch.stack(logps.chunk(2), 1).cpu()
     if procs.world_size > 1:
         gathered = torch.zeros((len(data.rows), 2), dtype=out.dtype, device=procs.device)
         gathered[mine] = out[mine].to(gathered.device)
@@ -293,7 +296,8 @@ def reference_source(cfg: DPOConfig, policy, data: PreferenceData, pad_id: int, 
 
     @torch.no_grad()
     def on_the_fly(indices: list[int], batch: dict[str, Tensor]) -> Tensor:
-        return _reference_forward(reference, batch, cfg.model.lora.enabled)
+        with autocast(cfg.optim.mixed_precision, run.device):
+            return _reference_forward(reference, batch, cfg.model.lora.enabled)
     return on_the_fly
 
 

@@ -76,6 +76,20 @@ def max_abs_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> floa
     return max((a[k] - b[k]).abs().max().item() for k in a)
 
 
+@pytest.mark.parametrize("ref_cache", [True, False])
+def test_bf16_mixed_precision_scores_the_reference_in_the_policys_precision(tiny_lm, pairs_file, tmp_path, ref_cache):
+    """optim.mixed_precision=bf16: the reference log-probs (cached or on the fly) are computed under the same bf16
+    autocast as the policy's, so at step 0 every implicit reward is 0 up to float32 sums (β·n·|logp|·2^-24 ≈
+    0.1·30·6·6e-8 ≈ 1e-6; measured ≤ 2e-7), not bf16 rounding (a float32 reference against the bf16 policy left
+    1.4e-5 to 7e-5 on this model); the weights stay float32."""
+    out = train(dpo_cfg(tiny_lm, tmp_path, pairs_file, "optim.max_steps=3", "run.save_every=0",
+                        "optim.mixed_precision=bf16", f"ref_cache={str(ref_cache).lower()}"))
+    first = read_metrics(tmp_path)[0]
+    assert abs(first["rewards/chosen"]) < 2e-6 and abs(first["rewards/rejected"]) < 2e-6, first
+    assert first["loss"] == pytest.approx(math.log(2), abs=1e-6)
+    assert {t.dtype for t in load_file(out / "model.safetensors").values()} == {torch.float32}
+
+
 def test_dpo_starts_at_log_2_and_the_margin_rises(tiny_lm, pairs_file, tmp_path):
     train(dpo_cfg(tiny_lm, tmp_path, pairs_file, "optim.max_steps=20", "run.save_every=0"))
     log = read_metrics(tmp_path)
