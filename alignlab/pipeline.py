@@ -211,7 +211,7 @@ def run_sft(stage: StageConfig, ctx: Context, out_dir: Path) -> StageOutput:
 
 
 LAUNCH_KEYS = {"num_processes", "config"}
-LAUNCHABLE = ("sft", "dpo")
+LAUNCHABLE = ("sft", "dpo", "rm", "ppo")
 
 
 def launched(stage: StageConfig, command: str, cfg: Any, out_dir: Path) -> Path:
@@ -228,7 +228,7 @@ def launched(stage: StageConfig, command: str, cfg: Any, out_dir: Path) -> Path:
         raise ConfigError(f"stage '{stage.name}': launch takes {{num_processes: N (≥ 1), config: ACCELERATE_YAML "
                           f"(optional)}}, got {stage.launch}")
     if stage.kind not in LAUNCHABLE:
-        raise ConfigError(f"stage '{stage.name}': launch runs {' and '.join(LAUNCHABLE)} stages in several processes; "
+        raise ConfigError(f"stage '{stage.name}': launch runs {', '.join(LAUNCHABLE)} stages in several processes; "
                           f"a {stage.kind} stage runs in one (remove launch:)")
     config_path = out_dir / "launch_config.yaml"
     config_path.write_text(yaml.safe_dump(dump_config(cfg), sort_keys=False))
@@ -265,7 +265,7 @@ def run_dpo(stage: StageConfig, ctx: Context, out_dir: Path) -> StageOutput:
 def run_rm(stage: StageConfig, ctx: Context, out_dir: Path) -> StageOutput:
     from alignlab.train.reward import RMConfig, train
     cfg = load_config(RMConfig, stage.config, _trainer_inputs(stage, ctx, out_dir))
-    model = str(train(cfg))
+    model = str(launched(stage, "rm", cfg, out_dir) if stage.launch else train(cfg))
     return StageOutput(model=model, metrics=json.loads((out_dir / "rm_metrics.json").read_text()))
 
 
@@ -275,7 +275,8 @@ def run_ppo(stage: StageConfig, ctx: Context, out_dir: Path) -> StageOutput:
     cfg = load_config(PPOConfig, stage.config, [*stage.overrides, f"model.path={ctx.resolve_model(stage.model)}",
                                                 f"reward_model.path={ctx.resolve_model(stage.reference)}",
                                                 *prompts, f"run.out_dir={out_dir}"])
-    return _evaluated(stage, ctx, out_dir, _loadable(train(cfg)), kl_reference=stage.model)
+    model = launched(stage, "ppo", cfg, out_dir) if stage.launch else train(cfg)
+    return _evaluated(stage, ctx, out_dir, _loadable(model), kl_reference=stage.model)
 
 
 def run_redteam(stage: StageConfig, ctx: Context, out_dir: Path) -> StageOutput:

@@ -303,23 +303,38 @@ def test_a_batch_that_does_not_divide_is_a_config_error():
     assert torch.tensor(Processes().sum(2.5)) == 2.5
 
 
-def test_the_pipeline_launches_a_stage_in_two_processes(tiny_lm, tmp_path):
+def test_the_pipeline_launches_stages_in_two_processes(tiny_lm, tmp_path):
+    """sft, then a reward model, then GRPO against it: each stage launched in 2 processes, each chained to the
+    next through the pipeline's outputs."""
     import yaml
 
     from alignlab.config import ConfigError, load_config
     from alignlab.pipeline import PipelineConfig, run_pipeline
+    prefs = tmp_path / "prefs.jsonl"
+    prefs.write_text("".join(json.dumps({"prompt": f"Question {i}: what is {i} plus {i}?", "chosen": f"It is {2 * i}.",
+                                         "rejected": f"No idea about {i}."}) + "\n" for i in range(10)))
     config = tmp_path / "pipeline.yaml"
+    two = {"num_processes": 2}
     stage = {"name": "sft", "kind": "sft", "config": str(REPO / "configs/tiny/sft.yaml"), "model": str(tiny_lm),
-             "data": str(REPO / "tests/data/sft_tiny.jsonl"), "evaluate": False, "launch": {"num_processes": 2},
+             "data": str(REPO / "tests/data/sft_tiny.jsonl"), "evaluate": False, "launch": two,
              "overrides": ["optim.batch_size=2", "optim.max_steps=2", "run.save_every=0", "model.dtype=float64"]}
-    config.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run"), "data_check": "off", "stages": [stage]}))
+    rm = {"name": "rm", "kind": "rm", "config": str(REPO / "configs/tiny/rm.yaml"), "model": "sft", "data": str(prefs),
+          "launch": two, "overrides": ["optim.batch_size=4", "optim.max_steps=2", "normalize.source=data",
+                                       "run.save_every=0"]}
+    ppo = {"name": "ppo", "kind": "ppo", "config": str(REPO / "configs/tiny/ppo.yaml"), "model": "sft",
+           "reference": "rm", "data": str(prefs), "evaluate": False, "launch": two,
+           "overrides": ["advantage=grpo", "iterations=2", "log_rewards=[]", "run.save_every=0"]}
+    config.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run"), "data_check": "off",
+                                      "stages": [stage, rm, ppo]}))
     with one_launch_at_a_time():
         run_pipeline(load_config(PipelineConfig, config, []))
-    out = tmp_path / "run" / "sft"
-    assert (out / "model" / "model.safetensors").exists()
-    first = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
-    assert first["world_size"] == 2 and first["global_batch"] == 4
-    assert json.loads((out / "stage.json").read_text())["output"]["model"].endswith("sft/model")
+    for name, global_batch in (("sft", 4), ("rm", 4), ("ppo", 8)):
+        out = tmp_path / "run" / name
+        first = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+        assert (first["world_size"], first["global_batch"]) == (2, global_batch), name
+        assert json.loads((out / "stage.json").read_text())["output"]["model"].endswith(f"{name}/model")
+    assert yaml.safe_load((tmp_path / "run" / "ppo" / "launch_config.yaml").read_text())["model"]["path"] == \
+        str(tmp_path / "run" / "sft" / "model")
     stage["launch"] = {"processes": 2}
     config.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run2"), "data_check": "off", "stages": [stage]}))
     with pytest.raises(ConfigError, match="launch takes"):
