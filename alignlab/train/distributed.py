@@ -187,6 +187,10 @@ def processes() -> Processes:
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return Processes()
     engine, offload, reshard = engine_from_environment()
+    if offload and not torch.cuda.is_available():
+        from alignlab.config import ConfigError
+        raise ConfigError("fsdp_offload_params (FSDP_OFFLOAD_PARAMS=true) moves GPU shards to CPU memory; on a machine "
+                          "without a GPU they are there already: set it false")
     from accelerate import Accelerator
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     return Processes(accelerator, accelerator.process_index, accelerator.num_processes, engine, offload, reshard)

@@ -254,6 +254,13 @@ def test_what_fsdp2_does_not_run_yet_is_refused(monkeypatch, tmp_path):
         check_shardable(lora, Processes(rank=0, world_size=2, engine="fsdp2"))
     check_shardable(lora, Processes(rank=0, world_size=2))                            # DDP trains LoRA
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    monkeypatch.setenv("FSDP_VERSION", "2")
+    monkeypatch.setenv("FSDP_OFFLOAD_PARAMS", "true")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    if not torch.cuda.is_available():                 # refused before any process group is set up
+        from alignlab.train.distributed import processes
+        with pytest.raises(ConfigError, match="without a GPU"):
+            processes()
     monkeypatch.setenv("FSDP_VERSION", "1")
     with pytest.raises(ConfigError, match="FSDP1"):
         engine_from_environment()
