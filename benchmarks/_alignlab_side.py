@@ -1,11 +1,13 @@
 """alignlab's side of bench_training.py: each case runs a loop's public `train(cfg)` on the benchmark files.
 
 The configs are built here, field by field, with the settings the TRL side uses (batch 8, max length 256, lr 1e-5,
-linear decay, no warmup, clipping at 1, fp32). Nothing is saved but the final model (as any run does).
+linear decay, no warmup, clipping at 1, fp32 or bf16 autocast over fp32 weights). Nothing is saved but the final
+model (as any run does).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from alignlab import models
@@ -13,14 +15,17 @@ from alignlab.config import ModelConfig, OptimConfig, RunConfig
 from alignlab.train import dpo, reward, sft
 
 BATCH, MAX_LENGTH, LR = 8, 256, 1e-5
+DEVICE = os.environ.get("BENCH_DEVICE", "cpu")             # set by bench_training.py's --device and --precision
+MIXED = "bf16" if os.environ.get("BENCH_PRECISION") == "bf16" else "no"
 
 
 def _optim(steps: int) -> OptimConfig:
-    return OptimConfig(lr=LR, batch_size=BATCH, max_steps=steps, lr_schedule="linear", max_grad_norm=1.0)
+    return OptimConfig(lr=LR, batch_size=BATCH, max_steps=steps, lr_schedule="linear", max_grad_norm=1.0,
+                       mixed_precision=MIXED)
 
 
 def _run(out_dir: Path) -> RunConfig:
-    return RunConfig(out_dir=str(out_dir), tensorboard=False, progress=False)
+    return RunConfig(out_dir=str(out_dir), tensorboard=False, progress=False, device=DEVICE)
 
 
 def run_sft(work: Path, out_dir: Path, steps: int, variant: str) -> None:

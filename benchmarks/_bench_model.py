@@ -16,6 +16,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 SHAPES = {   # name → (hidden, layers, heads, intermediate, vocab)
     "bench": (512, 6, 8, 1408, 8192),
     "gym": (128, 4, 4, 384, 2048),
+    "1b": (2048, 16, 16, 5632, 32000),     # ~1.1B parameters (TinyLlama's shape): the GPU check (scripts/gpu_check.sh)
 }
 VOCAB = SHAPES["bench"][4]
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2   # ids reserved for special tokens; prompts never contain them

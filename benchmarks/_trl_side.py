@@ -8,6 +8,7 @@ logging integrations. TRL 1.x turns gradient checkpointing on by default; each v
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from datasets import Dataset
@@ -15,11 +16,13 @@ from transformers import AutoTokenizer
 from trl import DPOConfig, DPOTrainer, RewardConfig, RewardTrainer, SFTConfig, SFTTrainer
 
 BATCH, MAX_LENGTH, LR = 8, 256, 1e-5
+DEVICE = os.environ.get("BENCH_DEVICE", "cpu")             # set by bench_training.py's --device and --precision
+BF16 = os.environ.get("BENCH_PRECISION") == "bf16"        # TRL's bf16=True: autocast over fp32 weights
 
 
 def _common(out_dir: Path, steps: int, gradient_checkpointing: bool) -> dict:
     return dict(output_dir=str(out_dir), per_device_train_batch_size=BATCH, max_steps=steps, learning_rate=LR,
-                lr_scheduler_type="linear", warmup_steps=0, max_grad_norm=1.0, bf16=False, use_cpu=True,
+                lr_scheduler_type="linear", warmup_steps=0, max_grad_norm=1.0, bf16=BF16, use_cpu=DEVICE == "cpu",
                 gradient_checkpointing=gradient_checkpointing, save_strategy="no", report_to="none",
                 logging_steps=10_000, disable_tqdm=True, dataloader_num_workers=0, seed=0, max_length=MAX_LENGTH,
                 model_init_kwargs={"dtype": "float32"})

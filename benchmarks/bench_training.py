@@ -15,6 +15,9 @@ Measured identically on both sides, by hooks installed in the child before eithe
 - MFU: 6 × parameters × tokens/s over the fp32 matmul peak (2 × 2048³ FLOPs per torch.mm, best of several),
   measured in each round of the same invocation.
 
+GPU:      --device cuda --precision bf16 --shape 1b (a ~1.1B Llama; bf16 autocast over fp32 weights on both sides,
+          peak memory = torch.cuda.max_memory_allocated, MFU over the measured bf16 matmul peak): scripts/gpu_check.sh
+
 Run:      .venv/bin/python benchmarks/bench_training.py                  (3 rounds, every case; ~30 min idle)
 Smoke:    .venv/bin/python benchmarks/bench_training.py --quick          (1 round, 4 steps)
 Subset:   .venv/bin/python benchmarks/bench_training.py --cases dpo --rounds 3 --runs alignlab:dpo: trl:dpo:fast
@@ -71,7 +74,7 @@ LOOPS = ["dpo", "sft", "rm"]
 # The benchmark files
 
 
-def word_tokenizer():
+def word_tokenizer(shape: str = "bench"):
     """A word-level tokenizer of the benchmark vocabulary: "t5 t17" → [BOS, 5, 17], so one word is one token and
     both libraries see exactly the lengths the generator drew."""
     from _bench_model import BOS_ID, EOS_ID, PAD_ID, SHAPES
@@ -79,7 +82,7 @@ def word_tokenizer():
     from transformers import PreTrainedTokenizerFast
 
     specials = {"<pad>": PAD_ID, "<s>": BOS_ID, "</s>": EOS_ID}
-    vocab = specials | {f"t{i}": i for i in range(len(specials), SHAPES["bench"][4])}
+    vocab = specials | {f"t{i}": i for i in range(len(specials), SHAPES[shape][4])}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     # A fresh sequence starts with BOS, as a Llama tokenizer's does.
@@ -88,15 +91,15 @@ def word_tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
 
 
-def write_workdir(work: Path, n_examples: int, seed: int = 0) -> None:
+def write_workdir(work: Path, n_examples: int, seed: int = 0, shape: str = "bench") -> None:
     """model/ (weights + word-level tokenizer), sft.jsonl and pairs.jsonl with `n_examples` lines each."""
     import torch
     from _bench_model import SHAPES, bench_model
 
-    vocab = SHAPES["bench"][4]
-    tokenizer = word_tokenizer()
+    vocab = SHAPES[shape][4]
+    tokenizer = word_tokenizer(shape)
     with torch.no_grad():
-        model = bench_model(seed)
+        model = bench_model(seed, shape=shape)
     model.save_pretrained(work / "model")
     tokenizer.save_pretrained(work / "model")
 
@@ -168,25 +171,35 @@ def child(run: str, work: Path, steps: int, threads: int) -> None:
     from _bench_model import allocator
     # Parameters of the trained model: the body, plus the LM head for the loops that train one (not the RM's 1-wide
     # head, which is negligible).
-    hidden, vocab = SHAPES["bench"][0], SHAPES["bench"][4]
+    shape = os.environ.get("BENCH_SHAPE", "bench")
+    hidden, vocab = SHAPES[shape][0], SHAPES[shape][4]
     params = meter.params + (0 if loop == "rm" else hidden * vocab)
     result = meter.result() | {"params": params, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                                "allocator": allocator(), "threads": torch.get_num_threads()}
+    if torch.cuda.is_available() and os.environ.get("BENCH_DEVICE") == "cuda":
+        result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
     print("RESULT " + json.dumps(result), flush=True)
 
 
 def matmul_peak(threads: int) -> None:
-    """Best fp32 GFLOP/s of torch.mm on 2048×2048 matrices."""
+    """Best GFLOP/s of torch.mm in the benchmark's precision (fp32, or bf16: on a GPU the tensor cores' peak as it
+    reaches it), on 2048×2048 matrices on the CPU, 8192×8192 on a GPU (--device cuda)."""
     import torch
     torch.set_num_threads(threads)
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    cuda = os.environ.get("BENCH_DEVICE") == "cuda"
+    n = 8192 if cuda else 2048
+    dtype = torch.bfloat16 if os.environ.get("BENCH_PRECISION") == "bf16" else torch.float32
+    a, b = (torch.randn(n, n, device="cuda" if cuda else "cpu", dtype=dtype) for _ in range(2))
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     torch.mm(a, b)
+    sync()
     best = 0.0
     for _ in range(5):
         start = time.perf_counter()
         for _ in range(3):
             torch.mm(a, b)
-        best = max(best, 3 * 2 * 2048 ** 3 / (time.perf_counter() - start) / 1e9)
+        sync()
+        best = max(best, 3 * 2 * n ** 3 / (time.perf_counter() - start) / 1e9)
     print("RESULT " + json.dumps({"gflops": best}), flush=True)
 
 
@@ -207,8 +220,10 @@ def launch(argv: list[str], env: dict[str, str], log: Path, script: Path = Path(
     return json.loads(lines[-1].removeprefix("RESULT "))
 
 
-def child_env(allocator: str, threads: int) -> dict[str, str]:
+def child_env(allocator: str, threads: int, device: str = "cpu", precision: str = "fp32",
+              shape: str = "bench") -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    env |= {"BENCH_DEVICE": device, "BENCH_PRECISION": precision, "BENCH_SHAPE": shape}
     if allocator == "tcmalloc":
         if not Path(TCMALLOC).exists():
             raise SystemExit(f"{TCMALLOC} is missing: apt-get install -y libtcmalloc-minimal4, or --allocator glibc")
@@ -234,6 +249,10 @@ def table(results: list[dict[str, dict]], peaks: list[float], rows: list[tuple[s
     def cpu_tps(result: dict) -> float:
         return result["tokens_per_s"] * result["step_s"] * (result["steps"] - 2) / (result["user_s"] + result["system_s"])
 
+    memory = ("peak_gpu_mb" if any(res and "peak_gpu_mb" in res for rr in results for res in rr.values())
+              else "peak_rss_mb")
+    precision = os.environ.get("BENCH_PRECISION", "fp32")
+
     def mfu(run: str) -> str:
         return f"{100 * 6 * results[0][run]['params'] * med(run, 'tokens_per_s') / (peak * 1e9):.1f}%"
 
@@ -243,14 +262,15 @@ def table(results: list[dict[str, dict]], peaks: list[float], rows: list[tuple[s
     rows = [row for row in rows if all(r[run] is not None for r in results for run in row[1:])]
     lines = [f"| loop | alignlab run (malloc: {allocators(results, 'alignlab')}) | vs run (malloc: TRL "
              f"{allocators(results, 'trl')}) | alignlab tok/s | other tok/s | **ratio, wall** (min–max) | "
-             f"ratio, CPU time | peak RSS MB | MFU (fp32 matmul peak {peak:.1f} GFLOP/s) | kernel share of CPU time |",
+             f"ratio, CPU time | {'peak GPU MB' if memory == 'peak_gpu_mb' else 'peak RSS MB'} | MFU ({precision} "
+             f"matmul peak {peak:.1f} GFLOP/s) | kernel share of CPU time |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for loop, a, b in rows:
         wall = [r[a]["tokens_per_s"] / r[b]["tokens_per_s"] for r in results]
         cpu = [cpu_tps(r[a]) / cpu_tps(r[b]) for r in results]
         lines.append(f"| {loop} | `{a}` | `{b}` | {med(a, 'tokens_per_s'):.0f} | {med(b, 'tokens_per_s'):.0f} | "
                      f"**{statistics.median(wall):.2f}×** ({min(wall):.2f}–{max(wall):.2f}) | "
-                     f"{statistics.median(cpu):.2f}× | {med(a, 'peak_rss_mb'):.0f} / {med(b, 'peak_rss_mb'):.0f} | "
+                     f"{statistics.median(cpu):.2f}× | {med(a, memory):.0f} / {med(b, memory):.0f} | "
                      f"{mfu(a)} / {mfu(b)} | {sys_share(a)} / {sys_share(b)} |")
     return "\n".join(lines)
 
@@ -266,6 +286,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="keep only the rows whose two runs are both among these (e.g. alignlab:dpo: trl:dpo:fast)")
     parser.add_argument("--extra", action="store_true", help="also alignlab's slow paths and TRL's other settings")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 round of 4 steps")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="bf16: autocast over fp32 weights on both sides (TRL's bf16=True)")
+    parser.add_argument("--shape", choices=["bench", "1b"], default="bench", help="the model (_bench_model.SHAPES)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when any run failed (the GPU check)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -281,10 +306,11 @@ def main() -> None:
     if args.child:
         return child(args.child, args.work, args.steps, args.threads)
 
-    env = child_env(args.allocator, args.threads)
+    env = child_env(args.allocator, args.threads, args.device, args.precision, args.shape)
+    os.environ["BENCH_PRECISION"] = args.precision          # the table's label
     with tempfile.TemporaryDirectory(prefix="alignlab-bench-") as tmp:
         work = Path(tmp)
-        write_workdir(work, n_examples=args.steps * 8)
+        write_workdir(work, n_examples=args.steps * 8, shape=args.shape)
         rows = [row for case in args.cases for row in ROWS + (EXTRA_ROWS if args.extra else []) if row[0] == case
                 and (args.runs is None or set(row[1:]) <= set(args.runs))]
         if not rows:
@@ -301,9 +327,13 @@ def main() -> None:
                                              "--threads", str(args.threads)], env, work / "child.log")
                 if round_results[run] is not None:
                     print(f"round {r + 1} {run}: {round_results[run]['tokens_per_s']:.0f} tok/s, "
-                          f"{round_results[run]['peak_rss_mb']:.0f} MB", file=sys.stderr, flush=True)
+                          f"{round_results[run].get('peak_gpu_mb', round_results[run]['peak_rss_mb']):.0f} MB",
+                          file=sys.stderr, flush=True)
             results.append(round_results)
             report(args, results, peaks, rows, runs, started)    # after every round: a cut-off run still reports
+        failed = [run for rr in results for run, res in rr.items() if res is None]
+        if failed and args.strict:
+            raise SystemExit(f"{len(failed)} run(s) failed: {', '.join(failed)} (their output is above)")
 
 
 def report(args, results: list[dict], peaks: list[float], rows, runs: list[str], started: float) -> None:
@@ -316,7 +346,7 @@ def report(args, results: list[dict], peaks: list[float], rows, runs: list[str],
           f"{args.threads}   torch {torch.__version__}   transformers {transformers.__version__}   trl "
           f"{trl.__version__}   {args.steps} steps per run (2 not timed)   {time.time() - started:.0f} s so far   "
           f"load average {os.getloadavg()[0]:.1f}")
-    print(f"fp32 matmul peak: {statistics.median(peaks):.1f} GFLOP/s (per round: "
+    print(f"{args.precision} matmul peak on {args.device}: {statistics.median(peaks):.1f} GFLOP/s (per round: "
           f"{', '.join(f'{p:.1f}' for p in peaks)}); trained parameters: "
           f"{', '.join(f'{p / 1e6:.1f}M' for p in sorted(params))}")
     print(table(results, peaks, rows))
