@@ -66,6 +66,15 @@ class Processes:
         torch.distributed.all_reduce(t)
         return t.item()
 
+    def most(self, count: int) -> int:
+        """The largest `count` over processes: how many forward/backward passes each runs in a step, so that FSDP2's
+        per-pass parameter gathers meet (a process with fewer micro-batches pads with zero-weight passes)."""
+        if self.world_size == 1:
+            return count
+        t = torch.tensor([count], dtype=torch.long, device=self.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        return int(t.item())
+
     def sum_tensor(self, value: torch.Tensor) -> torch.Tensor:
         """The element-wise sum of `value` over processes (a new tensor; `value` itself with one process)."""
         if self.world_size == 1:

@@ -422,6 +422,10 @@ def train(cfg: DPOConfig) -> Path:
         collected: dict[str, list[Tensor]] = defaultdict(list)
         mine = procs.share(indices)                 # this process's share of the step (all of it with one)
         chunks = micro_batches(mine or indices[:1], lengths, micro_size)
+        # Every process runs as many passes as the busiest (FSDP2 gathers the parameters in each); a process with
+        # no example, or fewer micro-batches, joins with zero-weight passes.
+        counted = [bool(mine)] * len(chunks) + [False] * (procs.most(len(chunks)) - len(chunks))
+        chunks += [chunks[0]] * (len(counted) - len(chunks))
         for n, chunk in enumerate(chunks):
             batch = {k: v.to(run.device) for k, v in collate_rows(data, chunk, tokenizer.pad_token_id).items()}
             with procs.no_sync(wrapped, last=n == len(chunks) - 1):
@@ -438,10 +442,10 @@ def train(cfg: DPOConfig) -> Path:
                 loss = losses.sum() / len(indices)
                 if procs.world_size > 1:
                     loss = loss * procs.world_size   # the engine averages gradients over the processes
-                if not mine:
-                    loss = loss * 0.0                # no examples this step: join the average with nothing
+                if not counted[n]:
+                    loss = loss * 0.0                # a stand-in pass: joins the average with nothing
                 loss.backward()
-            if mine:
+            if counted[n]:
                 for key, value in {"loss": losses.detach(), **metrics}.items():
                     collected[key].append(value)
         lr = scheduler.get_last_lr()[0]

@@ -124,6 +124,11 @@ def train(cfg: SFTConfig) -> Path:
         # Count the step's target tokens first (over every process): each micro-batch's summed NLL is divided by
         # this one number, so the summed gradient is the step's token mean whatever the split.
         n_tokens = int(procs.sum(sum(int(b["completion_mask"][:, 1:].sum()) for b in micro) if mine else 0))
+        processed = procs.sum(sum(int(b["attention_mask"].sum()) for b in micro) if mine else 0)
+        # Every process runs as many passes as the busiest (FSDP2 gathers the parameters in each); a process with
+        # no example, or fewer micro-batches, joins with zero-weight passes.
+        counted = [bool(mine)] * len(micro) + [False] * (procs.most(len(micro)) - len(micro))
+        micro += [micro[0]] * (len(counted) - len(micro))
         step_nll = 0.0
         for k, batch in enumerate(micro):
             batch = {key: v.to(run.device) for key, v in batch.items()}
@@ -133,14 +138,13 @@ def train(cfg: SFTConfig) -> Path:
                 loss = nll.sum() / max(n_tokens, 1)
                 if procs.world_size > 1:
                     loss = loss * procs.world_size      # the engine averages gradients over the processes
-                if not mine:
-                    loss = loss * 0.0                   # no examples this step: join the average with nothing
+                if not counted[k]:
+                    loss = loss * 0.0                   # a stand-in pass: joins the average with nothing
                 loss.backward()
-            step_nll += nll.sum().item() if mine else 0.0
+            step_nll += nll.sum().item() if counted[k] else 0.0
         step_nll = procs.sum(step_nll)
         lr = scheduler.get_last_lr()[0]                     # the lr of this update (the step below advances it)
         grad_norm = optimizer_step(model, optimizer, scheduler, cfg.optim.max_grad_norm)
-        processed = procs.sum(sum(int(b["attention_mask"].sum()) for b in micro) if mine else 0)
         evaluated = {}
         if held_out and (step == total_steps or (cfg.data.eval_every and step % cfg.data.eval_every == 0)):
             evaluated["eval_loss"] = eval_loss(policy, held_out, cfg.optim.batch_size, tokenizer.pad_token_id,

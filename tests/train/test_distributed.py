@@ -56,16 +56,32 @@ MEETING_FAILED = ("DistNetworkError", "Address already in use", "EADDRINUSE", "C
                   "Connection reset by peer", "RendezvousConnectionError", "RendezvousTimeoutError")
 
 
+def run_within(command: list[str], env: dict, seconds: float = 300) -> subprocess.CompletedProcess:
+    """`command` with its output; the launcher and every process it started are killed after `seconds` (processes
+    waiting on each other would otherwise hang the suite) and the test fails saying so."""
+    import signal
+    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"{' '.join(command[1:])} did not finish in {seconds:.0f} s (processes waiting on each other?); "
+                    f"its output ended:\n{stderr[-4000:]}")
+    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
+
+
 def launch(command: list[str], env: dict, out: Path) -> subprocess.CompletedProcess:
     """Run `command`; a launch whose processes failed to meet before the run wrote its first metrics line is
     retried once (in a fresh out_dir), anything else fails the test with the end of the run's output."""
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    done = run_within(command, env)
     met = (out / "metrics.jsonl").exists() and (out / "metrics.jsonl").stat().st_size > 0
     if done.returncode and not met and any(s in done.stderr for s in MEETING_FAILED):
         print(f"the processes did not meet; retrying once. Their output ended:\n{done.stderr[-3000:]}")
         import shutil
         shutil.rmtree(out, ignore_errors=True)
-        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+        done = run_within(command, env)
     assert done.returncode == 0, (f"{' '.join(command[1:])} exited with {done.returncode}; its output ended:\n"
                                   f"{done.stdout[-2000:]}\n{done.stderr[-6000:]}")
     return done
@@ -225,11 +241,25 @@ def test_fsdp2_sft_on_two_processes_ends_with_the_weights_of_one_and_resumes_fro
         [json.loads(x)["loss"] for x in lines]                              # steps 1-4 once each, as uninterrupted
 
 
+def test_fsdp2_sft_with_an_uneven_last_step_ends_with_the_weights_of_one(tiny_lm, tmp_path):
+    """7 examples in steps of 4 (per-process micro-batch 1): the second step's 3 examples give one process two
+    passes and the other one, which pads with a zero-weight pass (unequal counts hung FSDP2's parameter gathers)."""
+    data = tmp_path / "seven.jsonl"
+    data.write_text("".join((REPO / "tests/data/sft_tiny.jsonl").read_text().splitlines(keepends=True)[:7]))
+    args = [f"data.train_files=[{data}]", "optim.batch_size=2", "optim.max_steps=2"]
+    one = load_file(train_run(tiny_lm, tmp_path / "one", 1, "sft", *args) / "model" / "model.safetensors")
+    two = load_file(train_run(tiny_lm, tmp_path / "two", 2, "sft", *args, engine=FSDP2) / "model" / "model.safetensors")
+    assert max((one[k] - two[k]).abs().max().item() for k in one) < 1e-12      # the float64 bound argued above
+
+
 def test_fsdp2_dpo_on_two_processes_ends_with_the_weights_of_one(tiny_lm, tmp_path):
+    """11 pairs in steps of 4 (per-process micro-batch 1): the third step's 3 pairs give one process two passes and
+    the other one, which pads with a zero-weight pass (FSDP2 gathers parameters in every pass: unequal counts hung)."""
     prefs = tmp_path / "prefs.jsonl"
     prefs.write_text("".join(json.dumps({"prompt": f"Question {i}: what is {i} plus {i}?", "chosen": f"It is {2 * i}.",
-                                         "rejected": f"No idea about {i}."}) + "\n" for i in range(10)))
-    data = [f"data.train_files=[{prefs}]", f"data.eval_files=[{prefs}]"]     # the held-out pass runs sharded too
+                                         "rejected": f"No idea about {i}."}) + "\n" for i in range(11)))
+    data = [f"data.train_files=[{prefs}]", f"data.eval_files=[{prefs}]",      # the held-out pass runs sharded too
+            "optim.batch_size=2"]
     one_dir = train_run(tiny_lm, tmp_path / "one", 1, "dpo", *data)
     two_dir = train_run(tiny_lm, tmp_path / "two", 2, "dpo", *data, engine=FSDP2)
     one = load_file(one_dir / "model" / "model.safetensors")
@@ -371,7 +401,7 @@ def test_a_two_process_run_killed_and_resumed_ends_where_an_uninterrupted_one_do
         os.killpg(proc.pid, signal.SIGKILL)                  # kill -9: the launcher and both processes
         proc.wait()
         assert not (out / "model").exists()
-        done = subprocess.run(command + ["run.resume=true"], cwd=REPO, env=env, capture_output=True, text=True)
+        done = run_within(command + ["run.resume=true"], env)
         assert done.returncode == 0, f"the resumed run exited with {done.returncode}:\n{done.stderr[-6000:]}"
     resumed = load_file(out / "model" / "model.safetensors")
     assert max((whole[k] - resumed[k]).abs().max().item() for k in whole) == 0.0      # same order, same sums
