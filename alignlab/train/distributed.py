@@ -75,6 +75,20 @@ class Processes:
         torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
         return int(t.item())
 
+    def means(self, values: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Each metric's mean over every process's values. The processes may hold different keys (a KTO share with
+        no undesirable example has no rewards/rejected): every key any of them holds is reduced, in one order."""
+        keys = [list(values)] * self.world_size
+        torch.distributed.all_gather_object(keys, list(values))
+        out = {}
+        for key in sorted({k for ks in keys for k in ks}):
+            v = values.get(key)
+            total = self.sum(v.double().sum().item() if v is not None else 0.0)
+            count = self.sum(v.numel() if v is not None else 0)
+            if count:
+                out[key] = total / count
+        return out
+
     def sum_tensor(self, value: torch.Tensor) -> torch.Tensor:
         """The element-wise sum of `value` over processes (a new tensor; `value` itself with one process)."""
         if self.world_size == 1:

@@ -285,17 +285,18 @@ def _reference_forward(model, batch: dict[str, Tensor], lora: bool) -> Tensor:
 
 def reference_source(cfg: DPOConfig, policy, data: PreferenceData, pad_id: int, run: Run,
                      rows: list[int] | None = None) -> Callable[[list[int], dict[str, Tensor]], Tensor] | None:
-    """fn(example indices, batch) → reference summed log-probs (2B,), or None for a reference-free loss. With the
-    cache, only `rows` (default all) are scored."""
+    """fn(example indices, batch, halves=(0, 1)) → reference summed log-probs of the examples' rows of those halves
+    ((2B,) for both, the batch holding them in that order; KTO scores its own completions and the mismatched ones
+    apart), or None for a reference-free loss. With the cache, only `rows` (default all) are scored."""
     if not cfg.needs_reference:
         return None
     if cfg.ref_cache:
         cache = cached_reference_logps(cfg, policy, data, pad_id, run, rows=rows).to(run.device)     # (N, 2)
-        return lambda indices, batch: torch.cat([cache[indices, 0], cache[indices, 1]])
+        return lambda indices, batch, halves=(0, 1): torch.cat([cache[indices, h] for h in halves])
     reference = policy if cfg.model.lora.enabled else load_reference(cfg.model).to(run.device)
 
     @torch.no_grad()
-    def on_the_fly(indices: list[int], batch: dict[str, Tensor]) -> Tensor:
+    def on_the_fly(indices: list[int], batch: dict[str, Tensor], halves=(0, 1)) -> Tensor:
         with autocast(cfg.optim.mixed_precision, run.device):
             return _reference_forward(reference, batch, cfg.model.lora.enabled)
     return on_the_fly
@@ -326,17 +327,34 @@ def pairwise_loss(cfg: DPOConfig, logps: Tensor, counts: Tensor,
     return losses, metrics
 
 
-def unpaired_loss(cfg: DPOConfig, logps: Tensor, ref_logps: Tensor,
-                  desirable: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-    """KTO loss (B,) and metrics; the second half of the rows are the mismatched completions of the KL estimate."""
-    own, mismatched = logps.chunk(2)
-    ref_own, ref_mismatched = ref_logps.chunk(2)
-    z_ref = kto_reference_point(mismatched, ref_mismatched)
+def unpaired_loss(cfg: DPOConfig, own: Tensor, ref_own: Tensor, desirable: Tensor,
+                  z_ref: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    """KTO loss (B,) and metrics of B examples' own completions, given the reference point z_ref (the KL estimate
+    from mismatched completions: `step_reference_point`)."""
     losses, metrics = cfg.spec.function(own, ref_own, desirable, z_ref, **cfg.loss_kwargs())
     rewards, good = metrics["rewards"], desirable.bool()
     out = {"kl": z_ref, "logps/chosen": own.detach()[good], "logps/rejected": own.detach()[~good],
            "rewards/chosen": rewards[good], "rewards/rejected": rewards[~good]}
     return losses, out
+
+
+@torch.no_grad()
+def step_reference_point(policy, reference, data: PreferenceData, chunks: list[list[int]], counted: list[bool],
+                         pad_id: int, device, procs) -> Tensor:
+    """KTO's z_ref for one optimizer step: max(0, mean log π/π_ref) over the mismatched completions of every example
+    of the step, on every process, so the update is the same whatever the micro-batch or process split (the paper
+    does not back-propagate through z_ref: a no-grad pass over those rows is all it needs). `policy`: the wrapped
+    masked_logps module, called for every chunk, stand-ins included (FSDP2 gathers parameters in each call)."""
+    total, count, dtype = torch.zeros((), dtype=torch.float64, device=device), 0, None
+    for chunk, real in zip(chunks, counted):
+        batch = {k: v.to(device) for k, v in collate([data.rows[i][1] for i in chunk], pad_id).items()}
+        logps = policy(batch["input_ids"], batch["attention_mask"], batch["completion_mask"]).sum(-1)     # (B,)
+        dtype = logps.dtype
+        if real:
+            total += (logps - reference(chunk, batch, halves=(1,))).double().sum()
+            count += len(chunk)
+    mean = procs.sum_tensor(total) / max(procs.sum(count), 1)
+    return mean.clamp(min=0).to(dtype)
 
 
 def step_metrics(collected: dict[str, list[Tensor]]) -> dict[str, Tensor]:
@@ -381,7 +399,8 @@ def evaluate_held_out(cfg: DPOConfig, policy, data: PreferenceData, ref: Tensor 
             accuracy.append(metrics["rewards/accuracy"].float())
         else:
             desirable = torch.tensor([data.desirable[i] for i in indices], device=device)
-            loss, _ = unpaired_loss(cfg, logps, ref_logps, desirable)
+            (own, mismatched), (ref_own, ref_mismatched) = logps.chunk(2), ref_logps.chunk(2)
+            loss, _ = unpaired_loss(cfg, own, ref_own, desirable, kto_reference_point(mismatched, ref_mismatched))
         losses.append(loss)
     policy.train()
     out = {"eval_loss": torch.cat(losses).mean().item()}
@@ -396,9 +415,6 @@ def train(cfg: DPOConfig) -> Path:
     check_mixed_precision(cfg.model, cfg.optim.mixed_precision)
     procs = processes()
     micro_size = procs.per_device(cfg.optim.batch_size)
-    if procs.world_size > 1 and cfg.loss == "kto":
-        raise ConfigError("loss=kto estimates its KL term over each micro-batch; several processes do not run it yet "
-                          "(one process, or a pairwise loss)")
     run = setup_run(cfg.run, cfg, procs, procs.launch_facts(cfg.optim.batch_size, cfg.optim.grad_accum))
     started = time.perf_counter()
     tokenizer = load_tokenizer(cfg.model.path, cfg.model.chat_template)
@@ -426,18 +442,24 @@ def train(cfg: DPOConfig) -> Path:
         # no example, or fewer micro-batches, joins with zero-weight passes.
         counted = [bool(mine)] * len(chunks) + [False] * (procs.most(len(chunks)) - len(chunks))
         chunks += [chunks[0]] * (len(counted) - len(chunks))
+        # KTO: the reference point of the whole step first (from its mismatched completions); then its own ones.
+        z_ref = (step_reference_point(wrapped, reference, data, chunks, counted, tokenizer.pad_token_id, run.device,
+                                      procs) if data.desirable is not None else None)
         for n, chunk in enumerate(chunks):
-            batch = {k: v.to(run.device) for k, v in collate_rows(data, chunk, tokenizer.pad_token_id).items()}
+            rows = (collate_rows(data, chunk, tokenizer.pad_token_id) if z_ref is None
+                    else collate([data.rows[i][0] for i in chunk], tokenizer.pad_token_id))
+            batch = {k: v.to(run.device) for k, v in rows.items()}
             with procs.no_sync(wrapped, last=n == len(chunks) - 1):
                 mask = batch["completion_mask"]
-                logps = wrapped(batch["input_ids"], batch["attention_mask"], mask).sum(-1)      # (2B,)
-                counts = mask[:, 1:].sum(-1).float()                                            # (2B,)
-                ref_logps = reference(chunk, batch) if reference is not None else None          # (2B,) | None
+                logps = wrapped(batch["input_ids"], batch["attention_mask"], mask).sum(-1)      # (2B,) | KTO (B,)
+                counts = mask[:, 1:].sum(-1).float()                                            # (2B,) | KTO (B,)
                 if data.desirable is None:
+                    ref_logps = reference(chunk, batch) if reference is not None else None      # (2B,) | None
                     losses, metrics = pairwise_loss(cfg, logps, counts, ref_logps)
                 else:
                     desirable = torch.tensor([data.desirable[i] for i in chunk], device=run.device)
-                    losses, metrics = unpaired_loss(cfg, logps, ref_logps, desirable)
+                    ref_logps = reference(chunk, batch, halves=(0,))                            # (B,)
+                    losses, metrics = unpaired_loss(cfg, logps, ref_logps, desirable, z_ref)
                 # Each example weighs 1 / (examples in the step), whatever the micro-batch or process split.
                 loss = losses.sum() / len(indices)
                 if procs.world_size > 1:
@@ -456,7 +478,11 @@ def train(cfg: DPOConfig) -> Path:
         # time_s: wall seconds since this process started, reference log-probs included (the cost to compare).
         metrics = step_metrics(collected)
         if procs.world_size > 1:                    # every process's examples, not the main one's share
-            metrics = {k: procs.sum(v.float().sum().item()) / procs.sum(v.numel()) for k, v in metrics.items()}
+            unpaired_margin = data.desirable is not None        # KTO's margin: a difference of the global means
+            metrics = procs.means({k: v for k, v in metrics.items()
+                                   if not (unpaired_margin and k == "rewards/margin")})
+            if unpaired_margin and {"rewards/chosen", "rewards/rejected"} <= metrics.keys():
+                metrics["rewards/margin"] = metrics["rewards/chosen"] - metrics["rewards/rejected"]
         run.log(step, **metrics, lr=lr, grad_norm=grad_norm,
                 examples_per_s=len(indices) / run.elapsed(), time_s=time.perf_counter() - started, **evaluated)
         run.checkpoint(step, policy, optimizer, scheduler)

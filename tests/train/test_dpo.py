@@ -250,6 +250,19 @@ def test_kto_on_unpaired_feedback_moves_desirable_up(tiny_lm, feedback_file, tmp
     assert log[-1]["rewards/chosen"] > 0.05 and log[-1]["rewards/margin"] > 0.1, log[-1]
 
 
+def test_kto_reference_point_is_the_steps_whatever_the_micro_batches(tiny_lm, pairs_file, tmp_path):
+    """KTO's z_ref is estimated over the whole optimizer step's mismatched completions, so 1 micro-batch of 8 and
+    4 of 2 give the same update (it was per micro-batch: grad_accum changed the loss). float64: the two differ by the
+    order of sums only (~1e-16 relative), which 10 Adam steps at lr 1e-2 cannot lift above 1e-12."""
+    common = ["loss=kto", "model.dtype=float64", "optim.max_steps=10", "optim.lr=1e-2"]
+    one = train(dpo_cfg(tiny_lm, tmp_path / "one", pairs_file, *common, "optim.batch_size=8", "optim.grad_accum=1"))
+    four = train(dpo_cfg(tiny_lm, tmp_path / "four", pairs_file, *common, "optim.batch_size=2", "optim.grad_accum=4"))
+    assert max_abs_diff(weights(one), weights(four)) < 1e-12
+    log = read_metrics(tmp_path / "four")
+    assert log[-1]["kl"] > 0                                     # the estimate moved off 0: the test sees it
+    assert [r["kl"] for r in log] == pytest.approx([r["kl"] for r in read_metrics(tmp_path / "one")], abs=1e-12)
+
+
 def test_kto_on_pair_files_splits_chosen_and_rejected(tiny_lm, pairs_file, tmp_path):
     tokenizer = load_tokenizer(str(tiny_lm))
     cfg = dpo_cfg(tiny_lm, tmp_path, pairs_file, "loss=kto")
