@@ -125,7 +125,8 @@ def kto_reference_point(kl_logps: Tensor, ref_kl_logps: Tensor) -> Tensor:
     mismatched pairs (x, y') — each prompt with another example's completion — a biased estimate of KL(π‖π_ref).
 
     kl_logps, ref_kl_logps (B,) summed log-probs of the mismatched completions → 0-dim tensor, detached: the paper
-    does not back-propagate through z_ref. Across processes, average the result before using it.
+    does not back-propagate through z_ref. This is the estimate over one batch (held-out evaluation); training takes
+    it over a whole optimizer step on every process (alignlab.train.dpo.step_reference_point).
     """
     return (kl_logps - ref_kl_logps).mean().clamp(min=0).detach()
 
