@@ -132,6 +132,21 @@ def test_dpo_on_two_processes_ends_with_the_weights_of_one(tiny_lm, tmp_path):
     assert [x["loss"] for x in lines] == pytest.approx([x["loss"] for x in single], rel=1e-6)
 
 
+def test_lora_dpo_on_two_processes_ends_with_the_adapter_of_one(tiny_lm, tmp_path):
+    """LoRA under DDP (the usual way to fit a large model's fine-tuning on several GPUs): only the adapters train and
+    are averaged; the reference is the policy with its adapter disabled, scored on the fly on each process."""
+    prefs = tmp_path / "prefs.jsonl"
+    prefs.write_text("".join(json.dumps({"prompt": f"Question {i}: what is {i} plus {i}?", "chosen": f"It is {2 * i}.",
+                                         "rejected": f"No idea about {i}."}) + "\n" for i in range(10)))
+    args = [f"data.train_files=[{prefs}]", "model.lora.enabled=true", "model.lora.r=4", "ref_cache=false",
+            "optim.lr=1e-2"]
+    one = load_file(train_run(tiny_lm, tmp_path / "one", 1, "dpo", *args) / "model" / "adapter_model.safetensors")
+    two = load_file(train_run(tiny_lm, tmp_path / "two", 2, "dpo", *args) / "model" / "adapter_model.safetensors")
+    assert one.keys() == two.keys() and any("lora" in k for k in one)
+    assert max((one[k] - two[k]).abs().max().item() for k in one) < 1e-12      # the float64 bound argued above
+    assert max(v.abs().max().item() for k, v in one.items() if "lora_B" in k) > 1e-3                  # it trained
+
+
 def test_reward_model_on_two_processes_ends_with_the_weights_of_one(tiny_lm, tmp_path):
     from alignlab.reward_model import load_reward_model
     prefs = tmp_path / "prefs.jsonl"
