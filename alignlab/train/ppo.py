@@ -290,14 +290,22 @@ def minibatch_backward(forward: nn.Module, rollout: Rollout, advantages: Tensor,
     return totals
 
 
-def ptx_backward(policy, batch: tuple[Tensor, Tensor], coef: float, device) -> float:
-    """PPO-ptx: γ·(token-mean NLL of a pretraining batch), backpropagated into the policy. Returns the NLL."""
+def ptx_backward(policy, batch: tuple[Tensor, Tensor], coef: float, device,
+                 procs: Processes | None = None) -> float:
+    """PPO-ptx: γ·(token-mean NLL of a pretraining batch), backpropagated into the policy. Returns the NLL.
+    Several processes: each takes its share of the batch's rows, divides by the whole batch's token count and scales
+    by the number of processes; call it before the minibatch's last (synchronised) backward, whose all-reduce then
+    averages these gradients too (the raw policy's backward does not synchronise by itself)."""
+    procs = procs or Processes()
     input_ids, attention_mask = batch[0].to(device), batch[1].to(device)
+    if procs.world_size > 1:
+        rows = torch.tensor(procs.share(list(range(input_ids.shape[0]))), device=device)
+        input_ids, attention_mask = input_ids[rows], attention_mask[rows]
     logps = forward_logps(policy, input_ids, attention_mask)                               # (B, T-1)
     nll, _ = sft_loss(logps, attention_mask[:, 1:])                                        # (B,) summed per row
-    mean_nll = nll.sum() / attention_mask[:, 1:].sum().clamp(min=1)
-    (coef * mean_nll).backward()
-    return mean_nll.item()
+    mean_nll = nll.sum() / procs.sum_tensor(attention_mask[:, 1:].sum()).clamp(min=1)
+    (coef * mean_nll * procs.world_size if procs.world_size > 1 else coef * mean_nll).backward()
+    return procs.sum(mean_nll.item())
 
 
 # -- the loop -------------------------------------------------------------------------------------------------
@@ -397,11 +405,15 @@ def train(cfg: PPOConfig, annotators: list | None = None) -> Path:
                 rows = torch.tensor([local[row] for row in mb.tolist() if row in local], dtype=torch.long)
                 weight = 1.0 if len(rows) else 0.0               # no row here: a zero-weight pass keeps step
                 rows = rows if len(rows) else torch.zeros(1, dtype=torch.long)
+                # PPO-ptx on several processes goes first: the minibatch's last backward then averages it too
+                ptx_first = ptx_backward(policy, next(ptx), cfg.ptx.coef, device, procs) \
+                    if ptx is not None and procs.world_size > 1 else None
                 parts = minibatch_backward(forward, rollout.rows(rows), advantages[rows],
                                            None if returns is None else returns[rows], cfg, procs, weight)
-                if ptx is not None:
-                    parts["ptx_loss"] = ptx_backward(policy, next(ptx), cfg.ptx.coef, device)
                 parts = {key: procs.sum(value) for key, value in parts.items()}   # minibatch token means
+                if ptx is not None:
+                    parts["ptx_loss"] = (ptx_first if ptx_first is not None
+                                         else ptx_backward(policy, next(ptx), cfg.ptx.coef, device))
                 parts["grad_norm"] = optimizer_step(trained, optimizer, scheduler, cfg.optim.max_grad_norm).item()
                 for key, value in parts.items():
                     sums[key] = sums.get(key, 0.0) + value / updates_per_iteration
@@ -443,10 +455,12 @@ def check_processes(cfg: PPOConfig, procs: Processes) -> None:
     if cfg.sample_streams == "batch":
         raise ConfigError("sample_streams=batch draws one stream over the whole batch; on several processes use "
                           "per_sample (or auto), which draws the same samples on any number of processes")
-    for key, on in (("ptx.coef", cfg.ptx.coef > 0), ("online.every", cfg.online.every > 0)):
-        if on:
-            raise ConfigError(f"{key} is not supported on several processes yet (issue 17); run it on one process "
-                              f"or set {key}=0")
+    if cfg.ptx.coef > 0 and cfg.ptx.batch_size % procs.world_size:
+        raise ConfigError(f"ptx.batch_size={cfg.ptx.batch_size} must divide by the {procs.world_size} processes: each "
+                          "takes its share of every pretraining batch")
+    if cfg.online.every > 0:
+        raise ConfigError("online.every is not supported on several processes yet (issue 17); run the online loop "
+                          "on one process or set online.every=0")
 
 
 def check(cfg: PPOConfig) -> None:

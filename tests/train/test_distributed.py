@@ -176,14 +176,16 @@ def ppo_run(tiny_lm: Path, tiny_rm: Path, out: Path, processes: int, *extra: str
     return out
 
 
-@pytest.mark.parametrize("advantage", ["gae", "grpo"])
+@pytest.mark.parametrize("advantage", ["gae", "grpo", "gae+ptx"])
 def test_ppo_on_two_processes_ends_with_the_weights_of_one(tiny_lm, tmp_path, advantage):
     """Each process samples half of every iteration's prompts (each sample from its own random stream, so the
     samples are the single process's), scores them, whitens advantages with the whole batch's mean and variance
     and trains on its rows of each minibatch; the engine averages the gradients."""
     from alignlab.reward_model import new_reward_model, save_reward_model
     rm = save_reward_model(new_reward_model(str(tiny_lm), "last", max_length=64, seed=1), tmp_path / "rm")
-    extra = [f"advantage={advantage}"]
+    extra = [f"advantage={advantage.removesuffix('+ptx')}"]
+    if advantage.endswith("+ptx"):       # PPO-ptx: each process takes half of every pretraining batch's rows
+        extra += ["ptx.coef=0.5", "ptx.source=gym", "ptx.options.per_family=2"]
     one_dir = ppo_run(tiny_lm, rm, tmp_path / "one", 1, *extra)
     two_dir = ppo_run(tiny_lm, rm, tmp_path / "two", 2, *extra)
     one = load_file(one_dir / "model" / "model.safetensors")
@@ -204,7 +206,8 @@ def test_ppo_on_two_processes_ends_with_the_weights_of_one(tiny_lm, tmp_path, ad
     single = [json.loads(line) for line in (one_dir / "metrics.jsonl").read_text().splitlines()]
     assert {k: lines[0][k] for k in ("world_size", "per_device_batch", "global_batch")} == \
         {"world_size": 2, "per_device_batch": 4, "global_batch": 8}
-    for key in ("rm_score", "response_length", "ended", "kl", "gold_reward", "policy_loss", "beta"):
+    for key in ("rm_score", "response_length", "ended", "kl", "gold_reward", "policy_loss", "beta") + \
+            (("ptx_loss",) if advantage.endswith("+ptx") else ()):
         assert [x[key] for x in lines] == pytest.approx([x[key] for x in single], rel=1e-4, abs=1e-6), key
 
 
@@ -216,7 +219,7 @@ def test_ppo_on_several_processes_refuses_what_it_cannot_split(monkeypatch, tmp_
     base = [f"run.out_dir={tmp_path / 'p'}", "reward=gold", "advantage=grpo", "reward_model.path=null"]
     for overrides, message in ((["prompts_per_iteration=3"], "must divide by the 2 processes"),
                                (["sample_streams=batch"], "per_sample"),
-                               (["ptx.coef=0.1"], "ptx.coef is not supported on several processes")):
+                               (["ptx.coef=0.1", "ptx.batch_size=3"], "ptx.batch_size=3 must divide")):
         cfg = load_config(ppo.PPOConfig, REPO / "configs/tiny/ppo.yaml", base + overrides)
         with pytest.raises(ConfigError, match=message):
             ppo.train(cfg)
