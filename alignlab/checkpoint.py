@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -67,7 +68,9 @@ def _gathered_shards(directory: Path, model: torch.nn.Module) -> dict:
     import torch.distributed.checkpoint as dcp
     state = {"model": {k: v.clone() for k, v in model.state_dict().items()}}
     try:
-        dcp.load(state, checkpoint_id=str(directory))
+        with warnings.catch_warnings():   # "assuming the intent is to load in a single process": it is
+            warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+            dcp.load(state, checkpoint_id=str(directory))
     except Exception as e:         # dcp reports a layout mismatch as a generic error: say which checkpoint
         raise CheckpointError(f"{directory}: the shards do not fit the run's model ({type(e).__name__}: "
                               f"{str(e).splitlines()[0] if str(e) else ''})") from None
