@@ -36,6 +36,19 @@ def one_launch_at_a_time():
 FSDP2 = {"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2"}     # what accelerate launch sets for fsdp2.yaml
 
 
+def write_prefs(path: Path, n: int = 10) -> Path:
+    """n preference pairs (prompt, chosen, rejected) in a JSONL file."""
+    path.write_text("".join(json.dumps({"prompt": f"Question {i}: what is {i} plus {i}?", "chosen": f"It is {2 * i}.",
+                                        "rejected": f"No idea about {i}."}) + "\n" for i in range(n)))
+    return path
+
+
+def largest_difference(a: dict, b: dict) -> float:
+    """The largest absolute difference between two state dicts of the same keys."""
+    assert a.keys() == b.keys()
+    return max((a[k] - b[k]).abs().max().item() for k in a)
+
+
 def train_run(tiny_lm: Path, out: Path, processes: int, command: str = "sft", *extra: str,
               engine: dict | None = None) -> Path:
     dtype = [] if command == "rm" else ["model.dtype=float64"]
@@ -96,7 +109,7 @@ def test_two_processes_end_with_the_weights_of_one(tiny_lm, tmp_path):
     # 1e-13 of its magnitude; 4 Adam steps at lr 1e-2 move each weight by < 0.04, so the weights may differ by
     # ~1e-14. 1e-12 leaves two orders of margin and is ten orders below what one step changes (≥ 1e-3).
     assert one.keys() == two.keys()
-    worst = max((one[k] - two[k]).abs().max().item() for k in one)
+    worst = largest_difference(one, two)
     assert worst < 1e-12, worst
     first = load_file(Path(tiny_lm) / "model.safetensors")
     assert max((one[k].double() - first[k].double()).abs().max().item() for k in one) > 1e-3   # it trained
@@ -114,14 +127,12 @@ def test_two_processes_end_with_the_weights_of_one(tiny_lm, tmp_path):
 
 
 def test_dpo_on_two_processes_ends_with_the_weights_of_one(tiny_lm, tmp_path):
-    prefs = tmp_path / "prefs.jsonl"
-    prefs.write_text("".join(json.dumps({"prompt": f"Question {i}: what is {i} plus {i}?", "chosen": f"It is {2 * i}.",
-                                         "rejected": f"No idea about {i}."}) + "\n" for i in range(10)))
+    prefs = write_prefs(tmp_path / "prefs.jsonl")
     data = f"data.train_files=[{prefs}]"
     one = load_file(train_run(tiny_lm, tmp_path / "one", 1, "dpo", data) / "model" / "model.safetensors")
     two_dir = train_run(tiny_lm, tmp_path / "two", 2, "dpo", data)
     two = load_file(two_dir / "model" / "model.safetensors")
-    assert max((one[k] - two[k]).abs().max().item() for k in one) < 1e-12       # the bound argued above
+    assert largest_difference(one, two) < 1e-12       # the bound argued above
     # the cached reference log-probs, half computed by each process, are the single process's
     ref_one = torch.load(tmp_path / "one" / "ref_logps.pt", weights_only=True)["logps"]
     ref_two = torch.load(two_dir / "ref_logps.pt", weights_only=True)["logps"]
@@ -135,23 +146,19 @@ def test_dpo_on_two_processes_ends_with_the_weights_of_one(tiny_lm, tmp_path):
 def test_lora_dpo_on_two_processes_ends_with_the_adapter_of_one(tiny_lm, tmp_path):
     """LoRA under DDP (the usual way to fit a large model's fine-tuning on several GPUs): only the adapters train and
     are averaged; the reference is the policy with its adapter disabled, scored on the fly on each process."""
-    prefs = tmp_path / "prefs.jsonl"
-    prefs.write_text("".join(json.dumps({"prompt": f"Question {i}: what is {i} plus {i}?", "chosen": f"It is {2 * i}.",
-                                         "rejected": f"No idea about {i}."}) + "\n" for i in range(10)))
+    prefs = write_prefs(tmp_path / "prefs.jsonl")
     args = [f"data.train_files=[{prefs}]", "model.lora.enabled=true", "model.lora.r=4", "ref_cache=false",
             "optim.lr=1e-2"]
     one = load_file(train_run(tiny_lm, tmp_path / "one", 1, "dpo", *args) / "model" / "adapter_model.safetensors")
     two = load_file(train_run(tiny_lm, tmp_path / "two", 2, "dpo", *args) / "model" / "adapter_model.safetensors")
     assert one.keys() == two.keys() and any("lora" in k for k in one)
-    assert max((one[k] - two[k]).abs().max().item() for k in one) < 1e-12      # the float64 bound argued above
+    assert largest_difference(one, two) < 1e-12      # the float64 bound argued above
     assert max(v.abs().max().item() for k, v in one.items() if "lora_B" in k) > 1e-3                  # it trained
 
 
 def test_reward_model_on_two_processes_ends_with_the_weights_of_one(tiny_lm, tmp_path):
     from alignlab.reward_model import load_reward_model
-    prefs = tmp_path / "prefs.jsonl"
-    prefs.write_text("".join(json.dumps({"prompt": f"Question {i}: what is {i} plus {i}?", "chosen": f"It is {2 * i}.",
-                                         "rejected": f"No idea about {i}."}) + "\n" for i in range(10)))
+    prefs = write_prefs(tmp_path / "prefs.jsonl")
     args = [f"data.train_files=[{prefs}]", "normalize.source=data", "model.dtype=float32"]
     one = load_reward_model(train_run(tiny_lm, tmp_path / "one", 1, "rm", *args) / "model")
     two = load_reward_model(train_run(tiny_lm, tmp_path / "two", 2, "rm", *args) / "model")
@@ -198,7 +205,7 @@ def test_ppo_on_two_processes_ends_with_the_weights_of_one(tiny_lm, tmp_path, ad
     # update, 1e-3 and more. The samples are the same: a float32 rounding flips a draw only if a uniform lands
     # within ~1e-7 of a CDF step.
     assert one.keys() == two.keys()
-    worst = max((one[k] - two[k]).abs().max().item() for k in one)
+    worst = largest_difference(one, two)
     assert worst < 1e-5, worst
     first = load_file(Path(tiny_lm) / "model.safetensors")
     assert max((one[k].double() - first[k].double()).abs().max().item() for k in one) > 1e-3     # it trained
@@ -238,7 +245,7 @@ def test_fsdp2_sft_on_two_processes_ends_with_the_weights_of_one_and_resumes_fro
     two_dir = train_run(tiny_lm, tmp_path / "two", 2, "sft", *args, engine=FSDP2)
     one = load_file(one_dir / "model" / "model.safetensors")
     two = load_file(two_dir / "model" / "model.safetensors")
-    assert one.keys() == two.keys() and max((one[k] - two[k]).abs().max().item() for k in one) < 1e-12
+    assert largest_difference(one, two) < 1e-12
     first = load_file(Path(tiny_lm) / "model.safetensors")
     assert max((one[k].double() - first[k].double()).abs().max().item() for k in one) > 1e-3   # it trained
     assert sorted(p.name for p in (two_dir / "checkpoints" / "step-2" / "shards").glob("*.distcp")) == \
@@ -267,22 +274,20 @@ def test_fsdp2_sft_with_an_uneven_last_step_ends_with_the_weights_of_one(tiny_lm
     args = [f"data.train_files=[{data}]", "optim.batch_size=2", "optim.max_steps=2"]
     one = load_file(train_run(tiny_lm, tmp_path / "one", 1, "sft", *args) / "model" / "model.safetensors")
     two = load_file(train_run(tiny_lm, tmp_path / "two", 2, "sft", *args, engine=FSDP2) / "model" / "model.safetensors")
-    assert max((one[k] - two[k]).abs().max().item() for k in one) < 1e-12      # the float64 bound argued above
+    assert largest_difference(one, two) < 1e-12      # the float64 bound argued above
 
 
 def test_fsdp2_dpo_on_two_processes_ends_with_the_weights_of_one(tiny_lm, tmp_path):
     """11 pairs in steps of 4 (per-process micro-batch 1): the third step's 3 pairs give one process two passes and
     the other one, which pads with a zero-weight pass (FSDP2 gathers parameters in every pass: unequal counts hung)."""
-    prefs = tmp_path / "prefs.jsonl"
-    prefs.write_text("".join(json.dumps({"prompt": f"Question {i}: what is {i} plus {i}?", "chosen": f"It is {2 * i}.",
-                                         "rejected": f"No idea about {i}."}) + "\n" for i in range(11)))
+    prefs = write_prefs(tmp_path / "prefs.jsonl", 11)
     data = [f"data.train_files=[{prefs}]", f"data.eval_files=[{prefs}]",      # the held-out pass runs sharded too
             "optim.batch_size=2"]
     one_dir = train_run(tiny_lm, tmp_path / "one", 1, "dpo", *data)
     two_dir = train_run(tiny_lm, tmp_path / "two", 2, "dpo", *data, engine=FSDP2)
     one = load_file(one_dir / "model" / "model.safetensors")
     two = load_file(two_dir / "model" / "model.safetensors")
-    assert max((one[k] - two[k]).abs().max().item() for k in one) < 1e-12       # the float64 bound argued above
+    assert largest_difference(one, two) < 1e-12       # the float64 bound argued above
     last_one, last_two = (json.loads((d / "metrics.jsonl").read_text().splitlines()[-1]) for d in (one_dir, two_dir))
     assert last_two["eval_loss"] == pytest.approx(last_one["eval_loss"], rel=1e-9)
 
@@ -320,20 +325,19 @@ def test_what_fsdp2_does_not_run_yet_is_refused(monkeypatch, tmp_path):
 def test_kto_on_two_processes_ends_with_the_weights_of_one(tiny_lm, tmp_path):
     """KTO's reference point is the whole step's, summed over processes (each scores the mismatched completions of
     its share): the float64 bound argued above holds as for DPO."""
-    prefs = tmp_path / "prefs.jsonl"
-    prefs.write_text("".join(json.dumps({"prompt": f"Question {i}: what is {i} plus {i}?", "chosen": f"It is {2 * i}.",
-                                         "rejected": f"No idea about {i}."}) + "\n" for i in range(10)))
+    prefs = write_prefs(tmp_path / "prefs.jsonl")
     args = [f"data.train_files=[{prefs}]", "loss=kto", "optim.lr=1e-2"]
     one = load_file(train_run(tiny_lm, tmp_path / "one", 1, "dpo", *args) / "model" / "model.safetensors")
     two_dir = train_run(tiny_lm, tmp_path / "two", 2, "dpo", *args)
     two = load_file(two_dir / "model" / "model.safetensors")
-    assert max((one[k] - two[k]).abs().max().item() for k in one) < 1e-12
+    assert largest_difference(one, two) < 1e-12
     kl = [json.loads(line)["kl"] for line in (two_dir / "metrics.jsonl").read_text().splitlines()]
     # one process logs the step's z_ref through a float32 mean (2^-24 relative); several, through float64 sums
     assert kl[-1] > 0 and kl == pytest.approx([json.loads(line)["kl"] for line in
                                                (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()], rel=1e-6)
 
 
+@pytest.mark.parametrize("name, engine", [("ddp.yaml", "ddp"), ("fsdp2.yaml", "fsdp2")])
 def test_the_accelerate_configs_are_what_accelerate_reads_and_launch_their_engine(monkeypatch, name, engine):
     """Each configs/accelerate file, read by accelerate's own loader, makes `accelerate launch` set the environment
     that alignlab reads as that engine (the CPU tests above set the same variables under torchrun)."""
@@ -371,9 +375,7 @@ def test_the_pipeline_launches_stages_in_two_processes(tiny_lm, tmp_path):
 
     from alignlab.config import ConfigError, load_config
     from alignlab.pipeline import PipelineConfig, run_pipeline
-    prefs = tmp_path / "prefs.jsonl"
-    prefs.write_text("".join(json.dumps({"prompt": f"Question {i}: what is {i} plus {i}?", "chosen": f"It is {2 * i}.",
-                                         "rejected": f"No idea about {i}."}) + "\n" for i in range(10)))
+    prefs = write_prefs(tmp_path / "prefs.jsonl")
     config = tmp_path / "pipeline.yaml"
     two = {"num_processes": 2}
     stage = {"name": "sft", "kind": "sft", "config": str(REPO / "configs/tiny/sft.yaml"), "model": str(tiny_lm),

@@ -66,19 +66,27 @@ def test_resume_ignores_half_written_checkpoints_and_truncates_later_metrics(tmp
     assert resumed.start(model, optimizer, scheduler, 10) == 4
 
 
-def test_resume_with_a_different_config_is_refused(tmp_path):
+@dataclasses.dataclass
+class Full:
+    """A trainer's whole config, as small as a resume check needs."""
+    lr: float
+    run: RunConfig
+    streams: str = "auto"
+
+
+def checkpointed_run(tmp_path) -> RunConfig:
+    """A run of Full(lr=0.1) in tmp_path with a checkpoint at step 1; its RunConfig."""
     cfg = RunConfig(out_dir=str(tmp_path), save_every=1, tensorboard=False, progress=False)
     model = torch.nn.Linear(2, 2)
-
-    @dataclasses.dataclass
-    class Full:
-        lr: float
-        run: RunConfig
-
     run = setup_run(cfg, Full(0.1, cfg))
     optimizer, scheduler = make_optimizer(model, OptimConfig(), 3)
     run.start(model, optimizer, scheduler, 3)
     run.checkpoint(1, model, optimizer, scheduler)
+    return cfg
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path):
+    cfg = checkpointed_run(tmp_path)
     resumed = RunConfig(**{**vars(cfg), "resume": True, "log_every": 5})          # how it is watched: fine
     assert setup_run(resumed, Full(0.1, resumed)).resume_from.name == "step-1"
     with pytest.raises(ConfigError, match=r"different config \(lr: 0.1 → 0.2\)"):
@@ -89,19 +97,7 @@ def test_resume_accepts_a_key_added_since_at_its_default_only(tmp_path):
     """A run started before alignlab gained a config key (its config.yaml lacks it) resumes when the key holds its
     default, what the older version computed; set to anything else it is a different run."""
     import yaml
-    cfg = RunConfig(out_dir=str(tmp_path), save_every=1, tensorboard=False, progress=False)
-    model = torch.nn.Linear(2, 2)
-
-    @dataclasses.dataclass
-    class Full:
-        lr: float
-        run: RunConfig
-        streams: str = "auto"
-
-    run = setup_run(cfg, Full(0.1, cfg))
-    optimizer, scheduler = make_optimizer(model, OptimConfig(), 3)
-    run.start(model, optimizer, scheduler, 3)
-    run.checkpoint(1, model, optimizer, scheduler)
+    cfg = checkpointed_run(tmp_path)
     saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
     del saved["streams"]                                              # written by the older version
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
