@@ -138,6 +138,7 @@ def _decode(model, prompt_ids: list[list[int]], max_new_tokens: int, temperature
     device = model.device
     stops = torch.tensor([eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id), device=device)
     prompt, prompt_mask = _left_pad(prompt_ids, pad_token_id, device)              # (B, P), (B, P)
+    uniforms = None if uniforms is None else uniforms.to(device)                  # indexed by rows on `device`
     positions = (prompt_mask.cumsum(1) - 1).clamp(min=0)                            # (B, P)
     capacity = prompt.shape[1] + max_new_tokens
     decoder = (llama_decoder(model, capacity) if fast else None) or HFDecoder(model, capacity)
@@ -150,7 +151,7 @@ def _decode(model, prompt_ids: list[list[int]], max_new_tokens: int, temperature
     active = torch.arange(B, device=device)          # rows of the full batch still generating
     next_position = positions[:, -1] + 1             # (b,)
     for t in range(max_new_tokens):
-        drawn = None if uniforms is None else uniforms[active, t:t + 1].to(device)          # (b, 1)
+        drawn = None if uniforms is None else uniforms[active, t:t + 1]                     # (b, 1)
         tokens, token_logps = _sample(logits, temperature, top_p, generator, drawn)  # (b,), (b,)
         response[active, t] = tokens
         logps[active, t] = token_logps

@@ -177,7 +177,7 @@ def refuse_sharding(procs: Processes, command: str) -> None:
     if procs.sharded:
         from alignlab.config import ConfigError
         raise ConfigError(f"alignlab {command} does not run under FSDP2 yet (issue 17; sft and dpo do): launch it "
-                          "with configs/accelerate/ddp.yaml or torchrun without FSDP_VERSION")
+                          "with configs/accelerate/ddp.yaml, or torchrun without ACCELERATE_USE_FSDP")
 
 
 def transformer_blocks(module: torch.nn.Module) -> list[torch.nn.Module]:

@@ -414,6 +414,7 @@ def train(cfg: DPOConfig) -> Path:
     check_max_length(cfg.model.path, cfg.data.max_length, "data.max_length")
     check_mixed_precision(cfg.model, cfg.optim.mixed_precision)
     procs = processes()
+    check_shardable(cfg.model, procs)
     micro_size = procs.per_device(cfg.optim.batch_size)
     run = setup_run(cfg.run, cfg, procs, procs.launch_facts(cfg.optim.batch_size, cfg.optim.grad_accum))
     started = time.perf_counter()
@@ -427,7 +428,6 @@ def train(cfg: DPOConfig) -> Path:
     reference = reference_source(cfg, policy, data, tokenizer.pad_token_id, run, rows=trained)
     held_out = held_out_data(cfg, policy, tokenizer, run)
     policy.train()
-    check_shardable(cfg.model, procs)
     wrapped = procs.wrap(MaskedLogps(policy, cfg.optim.mixed_precision))    # one process: masked_logps itself; several: DDP or FSDP2 around it
     optimizer, scheduler = make_optimizer(policy, cfg.optim, total_steps)
     start_step = run.start(policy, optimizer, scheduler, total_steps)

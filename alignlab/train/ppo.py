@@ -298,14 +298,19 @@ def ptx_backward(policy, batch: tuple[Tensor, Tensor], coef: float, device,
     averages these gradients too (the raw policy's backward does not synchronise by itself)."""
     procs = procs or Processes()
     input_ids, attention_mask = batch[0].to(device), batch[1].to(device)
+    weight = 1.0
     if procs.world_size > 1:
-        rows = torch.tensor(procs.share(list(range(input_ids.shape[0]))), device=device)
+        # an epoch's last pretraining batch may have fewer rows than processes: those join with a zero-weight row
+        share = procs.share(list(range(input_ids.shape[0])))
+        weight = 1.0 if share else 0.0
+        rows = torch.tensor(share or [0], dtype=torch.long, device=device)
         input_ids, attention_mask = input_ids[rows], attention_mask[rows]
     logps = forward_logps(policy, input_ids, attention_mask)                               # (B, T-1)
     nll, _ = sft_loss(logps, attention_mask[:, 1:])                                        # (B,) summed per row
-    mean_nll = nll.sum() / procs.sum_tensor(attention_mask[:, 1:].sum()).clamp(min=1)
-    (coef * mean_nll * procs.world_size if procs.world_size > 1 else coef * mean_nll).backward()
-    return procs.sum(mean_nll.item())
+    tokens = attention_mask[:, 1:].sum() if weight else torch.zeros_like(attention_mask[:, 1:].sum())
+    mean_nll = nll.sum() / procs.sum_tensor(tokens).clamp(min=1)
+    (coef * mean_nll * procs.world_size * weight if procs.world_size > 1 else coef * mean_nll).backward()
+    return procs.sum(weight * mean_nll.item())
 
 
 # -- the loop -------------------------------------------------------------------------------------------------
@@ -364,6 +369,13 @@ def train(cfg: PPOConfig, annotators: list | None = None) -> Path:
     start = run.start(trained, optimizer, scheduler, cfg.iterations)
     if run.resumed_extra is not None:
         kl_ctl.value = run.resumed_extra["beta"]
+        # the streams the run drew from (checkpoints before sample_streams existed: one process, batch)
+        drawn = run.resumed_extra.get("sample_streams", "batch")
+        if drawn == "batch" and per_sample:
+            raise ConfigError(f"{run.resume_from} was drawn with one random stream per batch (sample_streams=batch, "
+                              "one process): resume it on one process with sample_streams=auto or batch; per-sample "
+                              "streams would draw other samples from here on")
+        per_sample = drawn == "per_sample"     # started on several processes (or per_sample): keep drawing so
         if online is not None:
             online.load_state_dict(run.resumed_extra["online"])
     ptx = (pretraining_batches(cfg.ptx, tokenizer, cfg.run.seed, start * updates_per_iteration)
@@ -432,7 +444,8 @@ def train(cfg: PPOConfig, annotators: list | None = None) -> Path:
                 response_length=lengths, ended=ended, lr=scheduler.get_last_lr()[0],
                 episodes_per_s=B / run.elapsed(), **sums, **measured)
         run.checkpoint(iteration, trained, optimizer, scheduler,
-                       extra={"beta": kl_ctl.value, "online": online.state_dict() if online is not None else None})
+                       extra={"beta": kl_ctl.value, "online": online.state_dict() if online is not None else None,
+                              "sample_streams": "per_sample" if per_sample else "batch"})
 
     if online is not None:
         save_reward_model(reward_model, run.out_dir / "reward_model")

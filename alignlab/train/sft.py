@@ -99,6 +99,7 @@ def train(cfg: SFTConfig) -> Path:
     check_max_length(cfg.model.path, cfg.data.max_length, "data.max_length")
     check_mixed_precision(cfg.model, cfg.optim.mixed_precision)
     procs = processes()
+    check_shardable(cfg.model, procs)
     micro_size = procs.per_device(cfg.optim.batch_size)
     run = setup_run(cfg.run, cfg, procs, procs.launch_facts(cfg.optim.batch_size, cfg.optim.grad_accum))
     tokenizer = load_tokenizer(cfg.model.path, cfg.model.chat_template)
@@ -108,7 +109,6 @@ def train(cfg: SFTConfig) -> Path:
     lengths = [len(e.input_ids) for e in examples]
     model = load_causal_lm(cfg.model).to(run.device)
     model.train()
-    check_shardable(cfg.model, procs)
     policy = procs.wrap(MaskedLogps(model, cfg.optim.mixed_precision))      # one process: masked_logps itself; several: DDP or FSDP2 around it
     total_steps = count_steps(cfg.optim, len(examples))
     optimizer, scheduler = make_optimizer(model, cfg.optim, total_steps)

@@ -353,3 +353,25 @@ def test_simulated_annotators_call_equal_gold_rewards_equally_good():
 def test_prompts_that_leave_no_room_for_a_response_are_reported(tiny_lm, tiny_rm, tmp_path, capsys):
     ppo.train(config(tiny_lm, tiny_rm, tmp_path, "iterations=1", "max_new_tokens=250", "run.save_every=0"))
     assert "prompts leave fewer than max_new_tokens=250 of the model's 256 positions" in capsys.readouterr().err
+
+
+def test_a_process_with_no_row_of_a_pretraining_batch_joins_with_nothing(tiny_lm):
+    """PPO-ptx on several processes: each takes its share of a pretraining batch's rows; an epoch's last batch may
+    hold fewer rows than processes, and a process left without one runs a zero-weight row (so the others' sums
+    meet it) that adds no gradient and no loss. Two processes are simulated by sums that add the other's part."""
+    from alignlab.train.distributed import Processes
+
+    class SecondOfTwo(Processes):
+        def sum_tensor(self, value):       # the other process holds the batch's one row: its 6 target tokens
+            return value + 6
+
+        def sum(self, value):
+            return value
+
+    policy = load_causal_lm(ModelConfig(path=str(tiny_lm)))
+    batch = (torch.tensor([[1, 5, 6, 7, 8, 9, 10]]), torch.ones(1, 7, dtype=torch.long))    # one row, 2 processes
+    loss = ppo.ptx_backward(policy, batch, 0.5, "cpu", SecondOfTwo(rank=1, world_size=2))
+    assert loss == 0.0
+    assert all(p.grad is None or not p.grad.any() for p in policy.parameters())
+    alone = ppo.ptx_backward(policy, batch, 0.5, "cpu")                          # one process: the row itself
+    assert alone > 0 and any(p.grad is not None and p.grad.any() for p in policy.parameters())
