@@ -428,7 +428,8 @@ def train(cfg: DPOConfig) -> Path:
     reference = reference_source(cfg, policy, data, tokenizer.pad_token_id, run, rows=trained)
     held_out = held_out_data(cfg, policy, tokenizer, run)
     policy.train()
-    wrapped = procs.wrap(MaskedLogps(policy, cfg.optim.mixed_precision))    # one process: masked_logps itself; several: DDP or FSDP2 around it
+    # one process: masked_logps itself; several: DDP or FSDP2 around it
+    wrapped = procs.wrap(MaskedLogps(policy, cfg.optim.mixed_precision))
     optimizer, scheduler = make_optimizer(policy, cfg.optim, total_steps)
     start_step = run.start(policy, optimizer, scheduler, total_steps)
     batches = step_batches(lengths, cfg.optim.batch_size * cfg.optim.grad_accum, cfg.run.seed, start_step,

@@ -109,7 +109,8 @@ def train(cfg: SFTConfig) -> Path:
     lengths = [len(e.input_ids) for e in examples]
     model = load_causal_lm(cfg.model).to(run.device)
     model.train()
-    policy = procs.wrap(MaskedLogps(model, cfg.optim.mixed_precision))      # one process: masked_logps itself; several: DDP or FSDP2 around it
+    # one process: masked_logps itself; several: DDP or FSDP2 around it
+    policy = procs.wrap(MaskedLogps(model, cfg.optim.mixed_precision))
     total_steps = count_steps(cfg.optim, len(examples))
     optimizer, scheduler = make_optimizer(model, cfg.optim, total_steps)
     start_step = run.start(model, optimizer, scheduler, total_steps)
