@@ -80,14 +80,19 @@ class Processes:
         no undesirable example has no rewards/rejected): every key any of them holds is reduced, in one order."""
         keys = [list(values)] * self.world_size
         torch.distributed.all_gather_object(keys, list(values))
-        out = {}
-        for key in sorted({k for ks in keys for k in ks}):
-            v = values.get(key)
-            total = self.sum(v.double().sum().item() if v is not None else 0.0)
-            count = self.sum(v.numel() if v is not None else 0)
-            if count:
-                out[key] = total / count
-        return out
+        union = sorted({k for ks in keys for k in ks})
+        mine = torch.tensor([[float(values[k].double().sum()) if k in values else 0.0 for k in union],
+                             [float(values[k].numel()) if k in values else 0.0 for k in union]],
+                            dtype=torch.float64, device=self.device)
+        totals, counts = self.sum_tensor(mine).tolist()                      # one all-reduce for every key
+        return {key: total / count for key, total, count in zip(union, totals, counts) if count}
+
+    def sum_each(self, values: dict[str, float]) -> dict[str, float]:
+        """Each value summed over processes, in one all-reduce (every process holds the same keys)."""
+        if self.world_size == 1:
+            return values
+        summed = self.sum_tensor(torch.tensor(list(values.values()), dtype=torch.float64, device=self.device))
+        return dict(zip(values, summed.tolist()))
 
     def sum_tensor(self, value: torch.Tensor) -> torch.Tensor:
         """The element-wise sum of `value` over processes (a new tensor; `value` itself with one process)."""
@@ -129,10 +134,10 @@ class Processes:
         return module.no_sync() if not last else nullcontext()
 
     def full_state_dict(self, model: torch.nn.Module) -> dict | None:
-        """The whole model's state dict (FSDP2: gathered from every process, which must all call this) on the main
-        process, on the CPU; None on the others. With one process or DDP: the model's own state dict."""
+        """A sharded model's whole state dict (FSDP2: gathered from every process, which must all call this) on the
+        main process, on the CPU; None on the others, and where the model is not sharded (it saves itself)."""
         if not self.sharded:
-            return model.state_dict() if self.main else None
+            return None
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
         state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
         return state if self.main else None

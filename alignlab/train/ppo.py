@@ -335,8 +335,7 @@ def train(cfg: PPOConfig, annotators: list | None = None) -> Path:
         annotators = load_annotators(cfg.online.annotator, cfg.online.annotator_options, cfg.run.seed, records)
 
     B = cfg.prompts_per_iteration * cfg.samples_per_prompt
-    run = setup_run(cfg.run, cfg, procs, {"world_size": procs.world_size, "per_device_batch": B // procs.world_size,
-                                          "global_batch": B})
+    run = setup_run(cfg.run, cfg, procs, procs.launch_facts(B, 1))      # the rollout batch: B samples, N shares
     device = run.device
     tokenizer = load_tokenizer(cfg.model.path, cfg.model.chat_template)
     policy = load_causal_lm(cfg.model).to(device)
@@ -422,7 +421,7 @@ def train(cfg: PPOConfig, annotators: list | None = None) -> Path:
                     if ptx is not None and procs.world_size > 1 else None
                 parts = minibatch_backward(forward, rollout.rows(rows), advantages[rows],
                                            None if returns is None else returns[rows], cfg, procs, weight)
-                parts = {key: procs.sum(value) for key, value in parts.items()}   # minibatch token means
+                parts = procs.sum_each(parts)                            # minibatch token means
                 if ptx is not None:
                     parts["ptx_loss"] = (ptx_first if ptx_first is not None
                                          else ptx_backward(policy, next(ptx), cfg.ptx.coef, device))

@@ -14,7 +14,6 @@ import random
 import shutil
 import sys
 import time
-import typing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -24,7 +23,7 @@ import yaml
 from torch import Tensor
 from tqdm import tqdm
 
-from alignlab.config import ConfigError, OptimConfig, RunConfig, dump_config
+from alignlab.config import ConfigError, OptimConfig, RunConfig, describe_config, dump_config
 from alignlab.models import choose_device, save_model
 from alignlab.train.distributed import Processes
 
@@ -152,7 +151,7 @@ class Run:
         """Save the final model in Hugging Face format to out_dir/model with its model card, and close the logs.
         With several processes the main one saves; the others wait for it."""
         path = self.out_dir / "model"
-        whole = self.processes.full_state_dict(model) if self.processes.sharded else None   # every process gathers
+        whole = self.processes.full_state_dict(model)     # FSDP2: every process gathers; otherwise None
         if self.processes.main:
             path = save_model(model, tokenizer, path, state_dict=whole)
         self.close()
@@ -245,33 +244,13 @@ def _check_same_config(saved: dict, current: dict, out_dir: Path, cls: type | No
     splice two different runs. A key the saved config lacks (added to alignlab since the run started) is the same
     computation when it holds its default (what the older version did)."""
     old, new = _flatten(saved), _flatten(current)
-    added = {key for key in new.keys() - old.keys() if cls is not None and new[key] == _default(cls, key)}
+    defaults = {key: default for key, _, default, _ in describe_config(cls)} if cls is not None else {}
+    added = {key for key in new.keys() - old.keys() if defaults.get(key) == repr(new[key])}
     changed = [f"{key}: {old.get(key)!r} → {new.get(key)!r}" for key in sorted(old.keys() | new.keys())
                if old.get(key) != new.get(key) and key not in RESUMABLE_CHANGES and key not in added]
     if changed:
         raise ConfigError(f"run.out_dir={out_dir} was started with a different config ({'; '.join(changed)}); "
                           "resume with the same values, or start a new run in another run.out_dir")
-
-
-def _default(cls: type, dotted: str) -> Any:
-    """The default of a dotted field of a config dataclass, as dump_config writes it (a missing sentinel if none)."""
-    import dataclasses
-    head, _, rest = dotted.partition(".")
-    fields = {f.name: f for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
-    if head not in fields:
-        return _NO_DEFAULT
-    f = fields[head]
-    if rest:
-        return _default(typing.get_type_hints(cls)[head], rest)
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    if f.default_factory is not dataclasses.MISSING:
-        value = f.default_factory()
-        return dump_config(value) if dataclasses.is_dataclass(value) else value
-    return _NO_DEFAULT
-
-
-_NO_DEFAULT = object()
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:
