@@ -33,6 +33,16 @@ def run_cli(command: str, config_cls: type, run, usage: str, argv: list[str], de
             signal.signal(signal.SIGTERM, previous)
 
 
+def _leave_process_group() -> None:
+    """Several processes: meet once more and close the process group before exiting. Left open, its threads can
+    outlive the interpreter's teardown ("terminate called without an active exception", exit -6) after the run
+    itself has finished and saved, and the launcher then reports the whole run as failed."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def _run(command: str, config_cls: type, run, argv: list[str]) -> int:
     cfg = None
     print_only = "--print-config" in argv
@@ -44,6 +54,7 @@ def _run(command: str, config_cls: type, run, argv: list[str]) -> int:
             print(yaml.safe_dump(dump_config(cfg), sort_keys=False), end="")
             return 0
         print(run(cfg))
+        _leave_process_group()
     except (ConfigError, DataError, TemplateError, RewardError) as e:
         print(f"alignlab {command}: {e}", file=sys.stderr)
         return 2
